@@ -1,0 +1,69 @@
+"""The ``fleet`` command: thin — parse, call the Python API, print.
+
+Each command group lives in its own module and registers itself on the one
+Typer app; any ``FleetError`` becomes one line on stderr and its exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fleet_queue.cli import (
+    backlog_cmd,
+    config_cmd,
+    dispatch_cmd,
+    host_cmd,
+    roster_cmd,
+)
+from fleet_queue.cli.common import CliState
+from fleet_queue.errors import FleetError
+
+app = typer.Typer(
+    name="fleet",
+    help="Run a fleet of always-on AI agents in tmux and feed them cards through Celery.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", envvar="FLEET_HOME", help="State directory [env: FLEET_HOME]."),
+    ] = None,
+) -> None:
+    ctx.obj = CliState(home=home)
+
+
+for _module in (config_cmd, roster_cmd, backlog_cmd, host_cmd, dispatch_cmd):
+    _module.register(app)
+
+
+def main() -> None:
+    """Entry point of the ``fleet`` script."""
+    try:
+        app(standalone_mode=False)
+    except FleetError as exc:
+        typer.echo(f"fleet: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("fleet: aborted", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        from click import ClickException
+
+        if isinstance(exc, ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

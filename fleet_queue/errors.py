@@ -1,0 +1,74 @@
+"""One exception base for fleet-queue, grouped by layer.
+
+The docstring of each class is its default message; the CLI turns any
+``FleetError`` into one line on stderr and the class's ``exit_code``.
+"""
+
+from __future__ import annotations
+
+
+class FleetError(Exception):
+    """fleet-queue failed."""
+
+    exit_code = 1
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class UsageError(FleetError):
+    """Bad input."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """The configuration is invalid."""
+
+
+class RosterError(UsageError):
+    """The roster is invalid."""
+
+
+class NotFoundError(FleetError):
+    """No such thing."""
+
+    exit_code = 3
+
+
+class StoreError(FleetError):
+    """The card store refused the operation."""
+
+
+class ConflictError(StoreError):
+    """The operation conflicts with the card's current state."""
+
+    exit_code = 4
+
+
+class StaleTokenError(ConflictError):
+    """The fencing token is not the card's current token."""
+
+
+class CycleError(UsageError):
+    """The dependencies would form a cycle."""
+
+
+class HostError(FleetError):
+    """The host layer failed (tmux, runtime, heartbeat)."""
+
+
+class DeliveryError(HostError):
+    """A card or message could not be delivered into the pane."""
+
+    exit_code = 5
+
+
+class BrokerError(FleetError):
+    """The broker is not reachable."""
+
+    exit_code = 6

@@ -1,0 +1,228 @@
+"""The roster: what the fleet runs — agents, their runtime, class, host, tenant.
+
+``roster.yaml`` is the operator's file; this module is its typed model and its
+validation. Every error is one line naming the file, the agent and the field,
+so a typo is never a silent no-op.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from fleet_queue.errors import RosterError
+
+BUILTIN_RUNTIMES = ("claude", "codex", "pi", "opencode", "stub")
+"""Runtimes fleet-queue knows how to launch without a ``command``."""
+
+ORCHESTRATOR = "orchestrator"
+ENHANCER = "enhancer"
+FLOOR_EXEMPT_PRESETS = frozenset({"minimal"})
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+"""tmux forbids ``.`` and ``:`` in session names; we keep names shell- and URL-safe too."""
+
+SECRET_KEY_RE = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_KEY)", re.I)
+ENV_REF_RE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class TmuxConfig(_Strict):
+    socket_name: str | None = None
+    holder_session: str = "_holder"
+
+
+class Defaults(_Strict):
+    working_directory: str = "~"
+
+
+class RuntimeConfig(_Strict):
+    command: str | None = None
+    reset_command: str | None = None
+
+
+class ConnectorConfig(BaseModel):
+    """Chat connector block; kinds beyond ``tmux`` keep their own keys."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: str = "tmux"
+
+
+class AgentSpec(_Strict):
+    name: str
+    runtime: str
+    agent_class: str = Field(alias="class")
+    model_hint: str | None = None
+    persistent_persona: bool = False
+    reset_between_tasks: bool = False
+    unattended: bool = True
+    host: str | None = None
+    tenant_id: str | None = None
+    working_directory: str | None = None
+    command: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    reports_to: str | None = None
+
+    def host_or(self, default: str) -> str:
+        return self.host or default
+
+    def tenant_or(self, default: str) -> str:
+        return self.tenant_id or default
+
+
+class Roster(_Strict):
+    version: int = 1
+    transport: Literal["tmux"] = "tmux"
+    preset: str | None = None
+    tmux: TmuxConfig = Field(default_factory=TmuxConfig)
+    defaults: Defaults = Field(default_factory=Defaults)
+    runtimes: dict[str, RuntimeConfig] = Field(default_factory=dict)
+    agents: list[AgentSpec] = Field(default_factory=list)
+    connector: ConnectorConfig | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Roster:
+        for problem in roster_problems(self):
+            raise ValueError(problem)
+        return self
+
+    def agent(self, name: str) -> AgentSpec:
+        for agent in self.agents:
+            if agent.name == name:
+                return agent
+        raise RosterError(f"unknown agent {name!r}")
+
+    def names(self) -> list[str]:
+        return [agent.name for agent in self.agents]
+
+    def to_yaml(self) -> str:
+        data = self.model_dump(
+            mode="json", by_alias=True, exclude_none=True, exclude_defaults=False
+        )
+        return yaml.safe_dump(data, sort_keys=False)
+
+
+def roster_problems(roster: Roster) -> list[str]:
+    """Every rule a roster must meet, as ``agent 'x': field: why`` lines."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    for agent in roster.agents:
+        where = f"agent {agent.name!r}"
+        if not NAME_RE.match(agent.name):
+            problems.append(f"{where}: name: must match {NAME_RE.pattern} (safe as a tmux session)")
+        if agent.name in seen:
+            problems.append(f"{where}: name: duplicate agent name")
+        seen.add(agent.name)
+        problems.extend(_runtime_problems(roster, agent, where))
+        problems.extend(_env_problems(agent, where))
+    names = {agent.name for agent in roster.agents}
+    for agent in roster.agents:
+        if agent.reports_to is not None and agent.reports_to not in names:
+            problems.append(
+                f"agent {agent.name!r}: reports_to: {agent.reports_to!r} is not an agent"
+            )
+        if agent.reports_to == agent.name:
+            problems.append(f"agent {agent.name!r}: reports_to: an agent cannot report to itself")
+    problems.extend(_floor_problems(roster))
+    return problems
+
+
+def _runtime_problems(roster: Roster, agent: AgentSpec, where: str) -> list[str]:
+    if agent.command or agent.runtime in BUILTIN_RUNTIMES:
+        return []
+    declared = roster.runtimes.get(agent.runtime)
+    if declared is not None and declared.command:
+        return []
+    known = ", ".join(sorted({*BUILTIN_RUNTIMES, *roster.runtimes}))
+    return [f"{where}: runtime: unknown runtime {agent.runtime!r} with no command (known: {known})"]
+
+
+def _env_problems(agent: AgentSpec, where: str) -> list[str]:
+    problems = []
+    for key, value in agent.env.items():
+        if SECRET_KEY_RE.search(key) and not ENV_REF_RE.match(value):
+            problems.append(
+                f"{where}: env.{key}: secrets never live in the roster; use ${{VAR}} from the"
+                " environment"
+            )
+    return problems
+
+
+def _floor_problems(roster: Roster) -> list[str]:
+    if roster.preset in FLOOR_EXEMPT_PRESETS:
+        return []
+    orchestrators = [a.name for a in roster.agents if a.agent_class == ORCHESTRATOR]
+    enhancers = [a.name for a in roster.agents if a.agent_class == ENHANCER]
+    problems = []
+    if len(orchestrators) != 1:
+        found = ", ".join(orchestrators) or "none"
+        problems.append(
+            f"agents: class: exactly one orchestrator is required, found {len(orchestrators)}"
+            f" ({found})"
+        )
+    if not enhancers:
+        problems.append("agents: class: at least one enhancer is required, found none")
+    return problems
+
+
+def parse_roster(data: Any, source: str = "roster") -> Roster:
+    """Validate plain data as a roster; one-line ``RosterError`` naming source and field."""
+    if not isinstance(data, dict):
+        raise RosterError(f"{source}: the roster must be a mapping, got {type(data).__name__}")
+    try:
+        return Roster.model_validate(data)
+    except ValidationError as exc:
+        raise RosterError(f"{source}: {_describe(exc, data)}") from None
+
+
+def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
+    error = exc.errors()[0]
+    loc = list(error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not loc:
+        return message
+    if loc[0] == "agents" and len(loc) >= 2 and isinstance(loc[1], int):
+        agents = data.get("agents") or []
+        name = (
+            agents[loc[1]].get("name")
+            if loc[1] < len(agents) and isinstance(agents[loc[1]], dict)
+            else None
+        )
+        field = ".".join(str(part) for part in loc[2:]) or "agent"
+        label = f"agent {name!r}" if name else f"agents[{loc[1]}]"
+        return f"{label}: {field}: {message}"
+    return f"{'.'.join(str(part) for part in loc)}: {message}"
+
+
+def load_roster(path: Path) -> Roster:
+    """Read and validate ``roster.yaml``."""
+    if not path.exists():
+        raise RosterError(f"{path}: no roster here (run `fleet init`)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise RosterError(
+            f"{path}:{where} not valid YAML: {getattr(exc, 'problem', exc)}"
+        ) from None
+    return parse_roster(data, str(path))
+
+
+def write_roster(roster: Roster, path: Path) -> None:
+    """Write atomically, so a crash never leaves half a roster."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(roster.to_yaml(), encoding="utf-8")
+    tmp.replace(path)
+
+
+def roster_json_schema() -> dict[str, Any]:
+    return Roster.model_json_schema(by_alias=True)

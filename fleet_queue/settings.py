@@ -1,0 +1,139 @@
+"""The one typed settings object of fleet-queue.
+
+Every knob is a ``FLEET_*`` environment variable with a documented default, so a
+fleet is configured the same way on every host and in every container. Nothing
+here reads the roster: the roster says *what* runs, settings say *where*.
+"""
+
+from __future__ import annotations
+
+import socket
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fleet_queue.errors import ConfigError
+
+DEFAULT_HOME = Path("~/.config/fleet-queue")
+
+
+class Settings(BaseSettings):
+    """Effective configuration; build one per process and pass it down."""
+
+    model_config = SettingsConfigDict(env_prefix="FLEET_", extra="ignore", frozen=True)
+
+    home: Path = Field(default=DEFAULT_HOME, description="State directory: roster, store, run/.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the card store; default SQLite in home."
+    )
+    broker_url: str | None = Field(
+        default=None, description="Celery broker URL; default the embedded Redis under home."
+    )
+    tmux_socket: str = Field(default="fleet", description="tmux socket name (-L).")
+    tenant: str = Field(default="default", description="Tenant id stamped on every record.")
+    host: str = Field(default_factory=socket.gethostname, description="Stable host identity.")
+    roster_path: Path | None = Field(
+        default=None, description="Roster file; default home/roster.yaml."
+    )
+    heartbeat_interval: float = Field(default=5.0, gt=0, description="Seconds between heartbeats.")
+    lease_ttl: float = Field(default=600.0, gt=0, description="Seconds a claim lives unrenewed.")
+    max_attempts: int = Field(default=3, ge=1, description="Claims before a card is failed.")
+    tick_interval: float = Field(default=5.0, gt=0, description="Beat: supervisor tick period (s).")
+    reclaim_interval: float = Field(default=15.0, gt=0, description="Beat: reclaim period (s).")
+    host_status_interval: float = Field(default=5.0, gt=0, description="Beat: host status period.")
+    nudge: bool = Field(default=True, description="Send a tick at once on enqueue/complete.")
+    flower_auth: str | None = Field(default=None, description="Flower basic auth user:password.")
+
+    @field_validator("home", "roster_path", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @field_validator("tenant", "tmux_socket")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not value or any(ch in value for ch in " .:/\\\t\n"):
+            raise ValueError(f"{value!r} must be non-empty with no spaces, dots, colons or slashes")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _safe_host(cls, value: str) -> str:
+        if not value or any(ch in value for ch in " :/\\\t\n"):
+            raise ValueError(f"{value!r} must be non-empty with no spaces, colons or slashes")
+        return value
+
+    @cached_property
+    def run_dir(self) -> Path:
+        """Heartbeats, the PAUSED flag and sockets live here."""
+        return self.home / "run"
+
+    @cached_property
+    def effective_roster_path(self) -> Path:
+        return self.roster_path or self.home / "roster.yaml"
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'fleet.db'}"
+
+    @cached_property
+    def embedded_broker_socket(self) -> Path:
+        return self.run_dir / "redis.sock"
+
+    @cached_property
+    def effective_broker_url(self) -> str:
+        if self.broker_url:
+            return self.broker_url
+        return f"redis+socket://{self.embedded_broker_socket}"
+
+    @property
+    def broker_is_embedded(self) -> bool:
+        return not self.broker_url
+
+    def masked(self) -> dict[str, object]:
+        """The effective configuration as plain data, passwords replaced by ``***``."""
+        return {
+            "home": str(self.home),
+            "database_url": mask_url(self.effective_database_url),
+            "broker_url": mask_url(self.effective_broker_url),
+            "broker_embedded": self.broker_is_embedded,
+            "tmux_socket": self.tmux_socket,
+            "tenant": self.tenant,
+            "host": self.host,
+            "roster_path": str(self.effective_roster_path),
+            "heartbeat_interval": self.heartbeat_interval,
+            "lease_ttl": self.lease_ttl,
+            "max_attempts": self.max_attempts,
+            "tick_interval": self.tick_interval,
+            "reclaim_interval": self.reclaim_interval,
+            "host_status_interval": self.host_status_interval,
+            "nudge": self.nudge,
+            "flower_auth": "***" if self.flower_auth else None,
+        }
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL so it can be printed or logged."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" if user else f":***@{host}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides (CLI options) on top."""
+    clean = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**clean)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"FLEET_{field.upper()}: {first['msg']}") from None

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Run the whole test suite on a fresh Debian machine: install what the tests
+# need when it is missing, then pytest, ruff and mypy. Exit non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v tmux >/dev/null || need_apt+=(tmux)
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v ip >/dev/null || need_apt+=(iproute2)
+command -v unshare >/dev/null || need_apt+=(util-linux)
+command -v docker-compose >/dev/null || need_apt+=(docker-compose)
+command -v runuser >/dev/null || need_apt+=(util-linux)
+if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  need_apt+=(postgresql)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "== installing: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+# The package's postinst may start a cluster we do not use; tests start their own.
+command -v pg_ctlcluster >/dev/null && { pg_lsclusters -h 2>/dev/null | awk '{print $1, $2}' | while read -r v c; do pg_ctlcluster "$v" "$c" stop 2>/dev/null || true; done; }
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv"
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+echo "== installing fleet-queue[dev]"
+.venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v -e '^WARNING: Location' || true
+export PATH="$PWD/.venv/bin:$PATH"
+
+status=0
+echo "== ruff";  ruff check . || status=1
+echo "== mypy";  mypy || status=1
+echo "== pytest"
+pytest "$@" || status=1
+exit $status
