@@ -7,6 +7,7 @@ here reads the roster: the roster says *what* runs, settings say *where*.
 
 from __future__ import annotations
 
+import os
 import socket
 from functools import cached_property
 from pathlib import Path
@@ -18,6 +19,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from fleet_queue.errors import ConfigError
 
 DEFAULT_HOME = Path("~/.config/fleet-queue")
+ENV_FILE_NAME = "fleet.env"
+"""Optional ``FLEET_*=...`` file in home (mode 0600): where secrets such as database and
+broker passwords live, so an agent's ``fleet card done`` can reach the store without the
+password ever being put in the pane's environment."""
 
 
 class Settings(BaseSettings):
@@ -132,7 +137,9 @@ def load_settings(**overrides: object) -> Settings:
     """Settings from the environment, with explicit overrides (CLI options) on top."""
     clean = {key: value for key, value in overrides.items() if value is not None}
     try:
-        return Settings(**clean)  # type: ignore[arg-type]
+        home = Path(str(clean.get("home") or os.environ.get("FLEET_HOME") or DEFAULT_HOME))
+        env_file = home.expanduser() / ENV_FILE_NAME
+        return Settings(_env_file=env_file if env_file.is_file() else None, **clean)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"])

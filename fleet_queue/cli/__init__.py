@@ -18,6 +18,7 @@ from fleet_queue.cli import (
     dispatch_cmd,
     host_cmd,
     roster_cmd,
+    systemd_cmd,
 )
 from fleet_queue.cli.common import CliState
 from fleet_queue.errors import FleetError
@@ -42,7 +43,7 @@ def _root(
     ctx.obj = CliState(home=home)
 
 
-for _module in (config_cmd, roster_cmd, backlog_cmd, host_cmd, dispatch_cmd):
+for _module in (config_cmd, roster_cmd, backlog_cmd, host_cmd, dispatch_cmd, systemd_cmd):
     _module.register(app)
 
 
