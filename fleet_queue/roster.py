@@ -69,6 +69,8 @@ class AgentSpec(_Strict):
     command: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
     reports_to: str | None = None
+    role: str | None = None
+    """The role-library contract this agent fills (``fleet roles show``); informational."""
 
     def host_or(self, default: str) -> str:
         return self.host or default
@@ -81,6 +83,9 @@ class Roster(_Strict):
     version: int = 1
     transport: Literal["tmux"] = "tmux"
     preset: str | None = None
+    """The preset that generated this roster; ``minimal`` is exempt from the floor."""
+    profile: str | None = None
+    """The system-type profile that generated this roster (``fleet init --reconfigure``)."""
     tmux: TmuxConfig = Field(default_factory=TmuxConfig)
     defaults: Defaults = Field(default_factory=Defaults)
     runtimes: dict[str, RuntimeConfig] = Field(default_factory=dict)
@@ -99,14 +104,24 @@ class Roster(_Strict):
                 return agent
         raise RosterError(f"unknown agent {name!r}")
 
+    def origin(self) -> str | None:
+        """What generated this roster, e.g. ``profile research``; None if written by hand."""
+        if self.profile:
+            return f"profile {self.profile}"
+        return f"preset {self.preset}" if self.preset else None
+
     def names(self) -> list[str]:
         return [agent.name for agent in self.agents]
 
     def to_yaml(self) -> str:
-        data = self.model_dump(
-            mode="json", by_alias=True, exclude_none=True, exclude_defaults=False
-        )
-        return yaml.safe_dump(data, sort_keys=False)
+        """The operator's file: defaults left out so what is written is what was chosen."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        head = {"version": self.version, "transport": self.transport}
+        data["agents"] = [
+            {"name": a.name, "runtime": a.runtime, "class": a.agent_class, **dumped}
+            for a, dumped in zip(self.agents, data.get("agents", []), strict=True)
+        ]
+        return yaml.safe_dump({**head, **data}, sort_keys=False)
 
 
 def roster_problems(roster: Roster) -> list[str]:
@@ -224,5 +239,15 @@ def write_roster(roster: Roster, path: Path) -> None:
     tmp.replace(path)
 
 
+SCHEMA_ID = "https://fleet-queue.dev/schemas/roster.schema.json"
+
+
 def roster_json_schema() -> dict[str, Any]:
-    return Roster.model_json_schema(by_alias=True)
+    """The JSON Schema of ``roster.yaml`` for editors; the floor rules live only in the model."""
+    schema = Roster.model_json_schema(by_alias=True)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "fleet-queue roster",
+        **{key: value for key, value in schema.items() if key != "title"},
+    }
