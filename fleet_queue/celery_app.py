@@ -1,0 +1,84 @@
+"""The Celery app of the fleet: ``celery -A fleet_queue.celery_app worker|beat|inspect|flower``.
+
+Built from ``Settings`` (``FLEET_*``); ``make_celery(settings)`` builds another
+for tests or for a second tenant in one process. The fleet's handles hang off
+``app.fleet``; forked pool children drop inherited connections.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery import Celery
+from celery.signals import beat_init, worker_process_init, worker_ready
+
+from fleet_queue.celery_config import celery_config
+from fleet_queue.context import FleetContext
+from fleet_queue.queues import HOST_STATUS_TASK, host_queue, redis_key
+from fleet_queue.settings import Settings, load_settings
+from fleet_queue.tasks import register_control_tasks
+from workers.tasks import register_host_tasks
+
+log = logging.getLogger(__name__)
+
+BEAT_LOCK_SECONDS = 30
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("fleet_queue", set_as_current=False)
+    app.config_from_object(celery_config(settings))
+    app.fleet = FleetContext(settings)  # type: ignore[attr-defined]
+    register_control_tasks(app)
+    register_host_tasks(app)
+    return app
+
+
+app = make_celery(load_settings())
+
+
+def _app_of(sender: Any) -> Any:
+    """The app a signal is about (tests build several); ours by default."""
+    candidate = getattr(sender, "app", None)
+    return candidate if hasattr(candidate, "fleet") else app
+
+
+@worker_process_init.connect
+def _dispose_after_fork(**_: Any) -> None:
+    """A forked pool child must not reuse its parent's database or Redis sockets."""
+    app.fleet.dispose()
+
+
+@worker_ready.connect
+def _first_status(sender: Any = None, **_: Any) -> None:
+    """Report this host's agents as soon as the worker listens, not one interval later."""
+    current = _app_of(sender)
+    settings: Settings = current.fleet.settings
+    current.send_task(HOST_STATUS_TASK, queue=host_queue(settings.tenant, settings.host))
+
+
+@beat_init.connect
+def _one_beat_per_fleet(sender: Any = None, **_: Any) -> None:
+    """Refuse to be a second beat of this fleet: two beats double every tick."""
+    current = _app_of(sender)
+    settings: Settings = current.fleet.settings
+    client = current.fleet.redis
+    lock = client.lock(redis_key(settings.tenant, "beat"), timeout=BEAT_LOCK_SECONDS)
+    if not lock.acquire(blocking=False):
+        log.error("another beat already runs for tenant %s; exiting", settings.tenant)
+        raise SystemExit(3)
+    stop = threading.Event()
+
+    def keep() -> None:
+        while not stop.wait(BEAT_LOCK_SECONDS / 3):
+            try:
+                lock.extend(BEAT_LOCK_SECONDS, replace_ttl=True)
+            except Exception:  # the broker may restart; re-take the lock when it is back
+                log.warning("beat lock could not be extended", exc_info=True)
+                try:
+                    lock.acquire(blocking=False)
+                except Exception:
+                    log.debug("beat lock re-take failed", exc_info=True)
+
+    threading.Thread(target=keep, name="fleet-beat-lock", daemon=True).start()

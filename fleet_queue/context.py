@@ -1,0 +1,83 @@
+"""What a Celery process of the fleet holds: settings, store, roster, broker client.
+
+One ``FleetContext`` hangs off the Celery app (``app.fleet``) instead of module
+globals, so tests can build apps for several fleets in one process. The store
+and clients are made lazily and remade after a fork.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fleet_queue.roster import Roster, load_roster
+from fleet_queue.settings import Settings
+
+if TYPE_CHECKING:
+    import redis
+
+    from fleet_queue.store import CardStore
+
+
+class FleetContext:
+    """Lazily built, fork-aware handles for one fleet (tenant) in one process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._store: CardStore | None = None
+        self._redis: redis.Redis | None = None
+        self._roster: Roster | None = None
+        self._roster_mtime: float | None = None
+        self.extras: dict[str, Any] = {}
+
+    def _after_fork(self) -> None:
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            if self._store is not None:
+                self._store.dispose()
+            self._store = None
+            self._redis = None
+            self.extras.clear()
+
+    @property
+    def store(self) -> CardStore:
+        with self._lock:
+            self._after_fork()
+            if self._store is None:
+                from fleet_queue.store import CardStore
+
+                self._store = CardStore.from_settings(self.settings)
+            return self._store
+
+    @property
+    def redis(self) -> redis.Redis:
+        with self._lock:
+            self._after_fork()
+            if self._redis is None:
+                from fleet_queue.broker import redis_client
+
+                self._redis = redis_client(self.settings)
+            return self._redis
+
+    @property
+    def roster(self) -> Roster:
+        """The roster, reread when the file changes (``fleet agent add`` while running)."""
+        path: Path = self.settings.effective_roster_path
+        mtime = path.stat().st_mtime if path.exists() else None
+        with self._lock:
+            if self._roster is None or mtime != self._roster_mtime:
+                self._roster = load_roster(path)
+                self._roster_mtime = mtime
+            return self._roster
+
+    def dispose(self) -> None:
+        """Drop pooled connections (a forked child must not share its parent's)."""
+        with self._lock:
+            if self._store is not None:
+                self._store.dispose()
+            self._store = None
+            self._redis = None

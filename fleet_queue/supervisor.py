@@ -1,0 +1,93 @@
+"""The supervisor tick: match ready cards to available agents, claim, dispatch.
+
+Available means: in the roster, its host reports the pane alive and the
+heartbeat healthy, and it holds no open lease. The lease is the authority on
+"busy" — a heartbeat row can lag the store by one status interval, the lease
+cannot. Matching order (target agent, then role, then priority and age) is
+the store's claim order; the tick only decides *who* asks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from fleet_queue.roster import Roster
+
+if TYPE_CHECKING:
+    from fleet_queue.cards import AgentStatus, Claim, ClaimRequest
+    from fleet_queue.settings import Settings
+    from fleet_queue.store import CardStore
+
+Dispatch = Callable[["Claim"], None]
+
+
+@dataclass
+class TickResult:
+    paused: bool = False
+    candidates: int = 0
+    claims: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "paused": self.paused,
+            "candidates": self.candidates,
+            "claimed": self.claims,
+            "ms": round(self.seconds * 1000, 2),
+        }
+
+
+def available_agents(
+    roster: Roster,
+    statuses: Sequence[AgentStatus],
+    leased: set[str],
+    settings: Settings,
+) -> list[AgentStatus]:
+    """Roster agents of this tenant whose host says alive and healthy, with no lease."""
+    by_name = {status.agent: status for status in statuses}
+    ready: list[AgentStatus] = []
+    for agent in roster.agents:
+        if agent.tenant_or(settings.tenant) != settings.tenant or agent.name in leased:
+            continue
+        status = by_name.get(agent.name)
+        if status is None or status.host != agent.host_or(settings.host):
+            continue
+        if status.pane_alive and status.health:
+            ready.append(status)
+    return ready
+
+
+def claim_requests(
+    agents: Sequence[AgentStatus], roster: Roster, lease_ttl: float
+) -> list[ClaimRequest]:
+    from fleet_queue.cards import ClaimRequest
+
+    return [
+        ClaimRequest(
+            agent=status.agent,
+            agent_class=roster.agent(status.agent).agent_class,
+            host=status.host,
+            lease_ttl=lease_ttl,
+        )
+        for status in agents
+    ]
+
+
+def run_tick(store: CardStore, roster: Roster, settings: Settings, dispatch: Dispatch) -> TickResult:
+    """One pass; never dispatches while the fleet is paused."""
+    started = time.perf_counter()
+    result = TickResult()
+    if store.pause_state().paused:
+        result.paused = True
+        return result
+    agents = available_agents(roster, store.agent_statuses(), store.leased_agents(), settings)
+    result.candidates = len(agents)
+    if agents:
+        for claim in store.claim_batch(claim_requests(agents, roster, settings.lease_ttl)):
+            dispatch(claim)
+            result.claims.append(claim.card.id)
+    result.seconds = time.perf_counter() - started
+    return result

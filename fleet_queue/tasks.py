@@ -1,0 +1,110 @@
+"""Control tasks: the supervisor tick, the reclaim sweep, the host-status fan-out.
+
+These run on any host worker of the tenant (queue ``fleet.control``) and never
+touch tmux: they decide; host workers act.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from celery import Celery, Task
+
+from fleet_queue.nudge import clear_nudge, nudge_tick
+from fleet_queue.queues import (
+    DELIVER_TASK,
+    HOST_STATUS_TASK,
+    RECLAIM_TASK,
+    REQUEST_STATUS_TASK,
+    TICK_TASK,
+    host_queue,
+    redis_key,
+)
+from fleet_queue.supervisor import run_tick
+
+if TYPE_CHECKING:
+    from fleet_queue.cards import Claim
+    from fleet_queue.context import FleetContext
+
+log = logging.getLogger(__name__)
+
+TICK_LOCK_SECONDS = 60
+
+
+def fleet(task: Task) -> FleetContext:
+    context: FleetContext = task.app.fleet
+    return context
+
+
+def send_delivery(app: Celery, ctx: FleetContext, claim: Claim) -> None:
+    """Route the delivery to the queue of the host that owns the agent's pane."""
+    app.send_task(
+        DELIVER_TASK,
+        args=(claim.card.id, claim.token, claim.agent),
+        queue=host_queue(ctx.settings.tenant, claim.host),
+        expires=ctx.settings.lease_ttl,
+    )
+
+
+def tick_once(task: Task) -> dict[str, Any]:
+    """Run the tick under the tenant's lock; a tick that finds the lock taken asks
+    the running one to go round again instead of being lost."""
+    ctx = fleet(task)
+    client = ctx.redis
+    tenant = ctx.settings.tenant
+    clear_nudge(ctx.settings, client)
+    rerun = redis_key(tenant, "tick-rerun")
+    lock = client.lock(redis_key(tenant, "tick-lock"), timeout=TICK_LOCK_SECONDS)
+    if not lock.acquire(blocking=False):
+        client.set(rerun, 1, ex=TICK_LOCK_SECONDS)
+        return {"skipped": "another tick is running"}
+    claimed: list[str] = []
+    try:
+        while True:
+            client.delete(rerun)
+            result = run_tick(
+                ctx.store, ctx.roster, ctx.settings, lambda c: send_delivery(task.app, ctx, c)
+            )
+            claimed += result.claims
+            if result.paused or not client.exists(rerun):
+                break
+    finally:
+        lock.release()
+    if client.exists(rerun):
+        nudge_tick(ctx.settings, task.app, reason="rerun")
+    return {**result.as_dict(), "claimed": claimed}
+
+
+def register_control_tasks(app: Celery) -> None:
+    @app.task(name=TICK_TASK, bind=True)
+    def supervisor_tick(self: Task) -> dict[str, Any]:
+        return tick_once(self)
+
+    @app.task(name=RECLAIM_TASK, bind=True)
+    def reclaim_expired(self: Task) -> dict[str, Any]:
+        ctx = fleet(self)
+        reclaimed = ctx.store.reclaim_expired()
+        if reclaimed:
+            log.info("reclaimed %d expired leases", len(reclaimed))
+            nudge_tick(ctx.settings, self.app, reason="reclaim")
+        return {"reclaimed": [r.card_id for r in reclaimed]}
+
+    @app.task(name=REQUEST_STATUS_TASK, bind=True)
+    def request_host_status(self: Task) -> dict[str, Any]:
+        ctx = fleet(self)
+        settings = ctx.settings
+        hosts = sorted(
+            {
+                agent.host_or(settings.host)
+                for agent in ctx.roster.agents
+                if agent.tenant_or(settings.tenant) == settings.tenant
+            }
+        )
+        for host in hosts:
+            self.app.send_task(
+                HOST_STATUS_TASK,
+                queue=host_queue(settings.tenant, host),
+                expires=max(settings.host_status_interval * 2, 5.0),
+            )
+        return {"hosts": hosts}

@@ -1,0 +1,133 @@
+"""Host tasks: deliver a claimed card into a local pane; report local agent status.
+
+A host worker consumes its own queue ``fleet.host.<host>``; only it touches this
+host's tmux server. Every delivery passes the fence first — a redelivered or
+stale Celery message is dropped with an event, never typed twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from celery import Celery, Task
+
+from fleet_queue.card_text import render_card
+from fleet_queue.errors import DeliveryError, FleetError, NotFoundError
+from fleet_queue.nudge import nudge_tick
+from fleet_queue.pause import dispatch_allowed
+from fleet_queue.queues import DELIVER_TASK, HOST_STATUS_TASK, redis_key
+
+if TYPE_CHECKING:
+    from fleet_queue.cards import Card
+    from fleet_queue.context import FleetContext
+    from workers.delivery import Deliverer
+
+log = logging.getLogger(__name__)
+
+
+def _ctx(task: Task) -> FleetContext:
+    context: FleetContext = task.app.fleet
+    return context
+
+
+def deliverer_for(ctx: FleetContext) -> Deliverer:
+    """One Deliverer per process (its control-mode client is reused), renewed with the roster."""
+    from workers.delivery import Deliverer
+
+    roster = ctx.roster
+    current = ctx.extras.get("deliverer")
+    if current is None or ctx.extras.get("deliverer_roster") is not roster:
+        if current is not None:
+            current.close()
+        current = Deliverer(ctx.settings, roster)
+        ctx.extras["deliverer"] = current
+        ctx.extras["deliverer_roster"] = roster
+    deliverer: Deliverer = current
+    return deliverer
+
+
+def fence(ctx: FleetContext, card_id: str, token: int, agent: str) -> tuple[Card | None, str]:
+    """The card when this message may still type it, else why not."""
+    try:
+        card = ctx.store.get(card_id)
+    except NotFoundError:
+        return None, "no such card"
+    if card.status != "claimed" or card.lease_owner != agent or card.token != token:
+        return None, (
+            f"stale delivery: card is {card.status}, owner {card.lease_owner}, token {card.token}"
+        )
+    if card.delivered_at is not None:
+        return None, "already delivered under this token"
+    return card, ""
+
+
+def first_typing(ctx: FleetContext, card_id: str, token: int) -> bool:
+    """At most one typing per (card, token), even when Celery redelivers the message."""
+    key = redis_key(ctx.settings.tenant, f"typed:{card_id}:{token}")
+    ttl = int(max(ctx.settings.lease_ttl * 2, 60))
+    return bool(ctx.redis.set(key, 1, nx=True, ex=ttl))
+
+
+def deliver(task: Task, card_id: str, token: int, agent: str) -> dict[str, Any]:
+    ctx = _ctx(task)
+    store = ctx.store
+    card, why = fence(ctx, card_id, token, agent)
+    if card is None:
+        _drop(ctx, card_id, token, agent, why)
+        return {"dropped": why}
+    allowed, why = dispatch_allowed(store, ctx.settings)
+    if not allowed:
+        store.release(card_id, token, why)
+        return {"released": why}
+    if not first_typing(ctx, card_id, token):
+        _drop(ctx, card_id, token, agent, "this token was already typed once")
+        return {"dropped": "already typed"}
+    text = render_card(card, token, card.acceptance)
+    try:
+        receipt = deliverer_for(ctx).deliver(
+            agent, text, source=f"{ctx.settings.host}:fleet", verify=True
+        )
+    except DeliveryError as exc:
+        store.release(card_id, token, f"delivery failed: {exc}")
+        nudge_tick(ctx.settings, task.app, reason="released")
+        return {"released": str(exc)}
+    store.mark_delivered(card_id, token)
+    return {"delivered": card_id, "agent": agent, "token": token, "ms": receipt.ms}
+
+
+def _drop(ctx: FleetContext, card_id: str, token: int, agent: str, why: str) -> None:
+    log.info("dropped delivery of %s token %s to %s: %s", card_id, token, agent, why)
+    try:
+        ctx.store.record_event(card_id, "dropped", agent=agent, token=token, detail=why)
+    except FleetError:
+        log.warning("could not record the drop of %s", card_id)
+
+
+def collect_status(task: Task) -> dict[str, Any]:
+    """Probe this host's agents into the store; nudge a tick when one becomes available."""
+    from workers.probe import probe_agents
+
+    ctx = _ctx(task)
+    rows = probe_agents(ctx.settings, ctx.roster)
+    ctx.store.upsert_agent_statuses(rows)
+    previous: dict[str, str] = ctx.extras.setdefault("readiness", {})
+    became_available = [
+        row.agent
+        for row in rows
+        if row.readiness == "available" and previous.get(row.agent) != "available"
+    ]
+    previous.update({row.agent: row.readiness for row in rows})
+    if became_available:
+        nudge_tick(ctx.settings, task.app, reason="available")
+    return {"agents": len(rows), "available": became_available}
+
+
+def register_host_tasks(app: Celery) -> None:
+    @app.task(name=DELIVER_TASK, bind=True)
+    def deliver_card(self: Task, card_id: str, token: int, agent: str) -> dict[str, Any]:
+        return deliver(self, card_id, token, agent)
+
+    @app.task(name=HOST_STATUS_TASK, bind=True)
+    def collect_host_status(self: Task) -> dict[str, Any]:
+        return collect_status(self)
