@@ -6,9 +6,11 @@ no cards. This check asks the node for its active queues and fails unless the
 host queue is among them. It needs only the broker, not the fleet's Celery app,
 so it works in a container health check and before any task module imports.
 
-``python -m workers.healthcheck [--node fleet@HOST] [--queue fleet.host.TENANT.HOST]``
-exits 0 when the node consumes the queue, 1 when it does not or does not
-answer, 2 on bad input.
+``python -m workers.healthcheck [--node NODE] [--queue QUEUE]`` (defaults: this
+host's node and host queue, named by ``fleet_queue.queues`` from ``FLEET_TENANT``
+and ``FLEET_HOST``) exits 0 when the node consumes the queue, 1 when it does not
+or does not answer, 2 on bad input. ``--print-node`` prints the node name, for
+``celery inspect ping -d``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 from celery import Celery
 
 from fleet_queue.errors import FleetError
+from fleet_queue.queues import host_queue, node_name
 from fleet_queue.settings import Settings, load_settings
 
 
@@ -48,11 +51,11 @@ class QueueCheck:
 
 
 def default_node(settings: Settings) -> str:
-    return f"fleet@{settings.host}"
+    return node_name(settings.tenant, settings.host)
 
 
 def default_queue(settings: Settings) -> str:
-    return f"fleet.host.{settings.tenant}.{settings.host}"
+    return host_queue(settings.tenant, settings.host)
 
 
 def check_queue(broker_url: str, node: str, queue: str, timeout: float = 5.0) -> QueueCheck:
@@ -77,9 +80,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m workers.healthcheck",
         description="Exit 0 only if the host worker answers and consumes its host queue.",
     )
-    parser.add_argument("--node", help="Celery node name [default: fleet@$FLEET_HOST].")
+    parser.add_argument("--node", help="Celery node name [default: this host's node].")
+    parser.add_argument("--queue", help="Queue it must consume [default: this host's queue].")
     parser.add_argument(
-        "--queue", help="Queue it must consume [default: fleet.host.$FLEET_TENANT.$FLEET_HOST]."
+        "--print-node", action="store_true", help="Print the node name and exit."
     )
     parser.add_argument("--broker", help="Broker URL [default: the fleet's broker].")
     parser.add_argument("--timeout", type=float, default=5.0, help="Seconds to wait for replies.")
@@ -97,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fleet-healthcheck: {exc.message}", file=sys.stderr)
         return exc.exit_code
     node = args.node or default_node(settings)
+    if args.print_node:
+        print(node)
+        return 0
     queue = args.queue or default_queue(settings)
     try:
         result = check_queue(

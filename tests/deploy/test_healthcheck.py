@@ -84,7 +84,16 @@ def test_defaults_come_from_fleet_settings(redis_srv: RedisServer) -> None:
         cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 1
-    assert "fleet@box7 did not answer" in done.stderr
+    assert "fleet-acme@box7 did not answer" in done.stderr
+
+
+def test_print_node_names_the_node_as_the_worker_does() -> None:
+    env = {**os.environ, "FLEET_HOST": "box7"}
+    done = subprocess.run(
+        [sys.executable, "-m", "workers.healthcheck", "--print-node"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert (done.returncode, done.stdout) == (0, "fleet@box7\n")
 
 
 def test_unreachable_broker_is_unhealthy_in_one_line() -> None:
