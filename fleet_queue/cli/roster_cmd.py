@@ -11,7 +11,15 @@ from typing import Annotated, Any
 
 import typer
 
-from fleet_queue.cli.common import JsonFlag, emit, print_json, print_table, settings_of
+from fleet_queue import catalog
+from fleet_queue.cli.common import (
+    JsonFlag,
+    console,
+    emit,
+    print_json,
+    print_table,
+    settings_of,
+)
 from fleet_queue.roster import Roster, load_roster, roster_json_schema
 
 PathArg = Annotated[
@@ -69,6 +77,90 @@ def schema() -> None:
     print_json(roster_json_schema())
 
 
+presets_app = typer.Typer(help="Shipped presets: complete rosters to start from.")
+profiles_app = typer.Typer(help="System-type profiles: org charts that expand to a roster.")
+roles_app = typer.Typer(help="The role library: one markdown contract per role.")
+
+NameArg = Annotated[str, typer.Argument(help="Name as shown by `list`.")]
+
+
+def _roster_summary(roster: Roster) -> str:
+    return ", ".join(agent.name for agent in roster.agents)
+
+
+@presets_app.command("list")
+def presets_list(as_json: JsonFlag = False) -> None:
+    """List the presets."""
+    presets = catalog.list_presets()
+    rows = [
+        {"name": p.name, "title": p.title, "agents": len(p.roster.agents),
+         "description": p.description}
+        for p in presets
+    ]
+    emit(rows, as_json, lambda: print_table(rows, ["name", "agents", "description"]))
+
+
+@presets_app.command("show")
+def presets_show(name: NameArg, as_json: JsonFlag = False) -> None:
+    """Show one preset's roster."""
+    preset = catalog.load_preset(name)
+    data = {"name": preset.name, "title": preset.title, "description": preset.description,
+            "roster": preset.roster.model_dump(mode="json", by_alias=True, exclude_none=True)}
+    emit(data, as_json, lambda: _render_template(catalog.template_of_preset(preset)))
+
+
+@profiles_app.command("list")
+def profiles_list(as_json: JsonFlag = False) -> None:
+    """List the system-type profiles."""
+    rows = []
+    for profile in catalog.list_profiles():
+        roster = catalog.expand_profile(profile)
+        rows.append({"name": profile.name, "title": profile.title, "lead": profile.lead,
+                     "agents": len(roster.agents), "description": profile.description})
+    emit(rows, as_json, lambda: print_table(rows, ["name", "lead", "agents", "description"]))
+
+
+@profiles_app.command("show")
+def profiles_show(name: NameArg, as_json: JsonFlag = False) -> None:
+    """Show one profile: its seats and the roster they expand to."""
+    profile = catalog.load_profile(name)
+    roster = catalog.expand_profile(profile)
+    data = {**profile.model_dump(mode="json", by_alias=True, exclude_none=True),
+            "roster": roster.model_dump(mode="json", by_alias=True, exclude_none=True)}
+    emit(data, as_json, lambda: _render_template(catalog.template_of_profile(profile)))
+
+
+def _render_template(template: catalog.Template) -> None:
+    console.print(f"[bold]{template.kind} {template.name}[/bold] — {template.title}")
+    console.print(template.description)
+    if template.floor:
+        console.print(f"floor (always staffed): {', '.join(template.floor)}")
+    print_table(agent_rows(template.roster), AGENT_COLUMNS)
+
+
+@roles_app.command("list")
+def roles_list(
+    domain: Annotated[str | None, typer.Option("--domain", help="Only this domain.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List the role library, grouped by domain."""
+    rows = [role.as_dict() for role in catalog.list_roles(domain)]
+    emit(rows, as_json, lambda: print_table(rows, ["domain", "name", "class", "summary"]))
+
+
+@roles_app.command("show")
+def roles_show(name: NameArg, as_json: JsonFlag = False) -> None:
+    """Print one role contract."""
+    role = catalog.load_role(name)
+    emit({**role.as_dict(), "body": role.body}, as_json, lambda: typer.echo(
+        f"{role.name} (class {role.agent_class}, domain {role.domain}, "
+        f"persistent {str(role.persistent).lower()})\n\n{role.body}"
+    ))
+
+
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the root app."""
     app.add_typer(roster_app, name="roster")
+    app.add_typer(presets_app, name="presets")
+    app.add_typer(profiles_app, name="profiles")
+    app.add_typer(roles_app, name="roles")
