@@ -1,0 +1,1 @@
+"""Alembic migrations of the card store (SQLite and PostgreSQL)."""

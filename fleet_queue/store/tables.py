@@ -1,0 +1,131 @@
+"""The card store's tables (SQLAlchemy Core). Migrations in ``fleet_queue/migrations`` build
+exactly this; a test compares the two.
+
+Times are epoch seconds (double precision) read from the *database* clock, so a lease
+expires by one clock for every host and the same arithmetic works on SQLite and PostgreSQL.
+
+``cards.route`` is the claim lane, derived from the target on create: ``a:<agent>`` for a
+card aimed at one agent, ``c:<class>`` for one aimed at a role, ``''`` for anyone. With
+``unmet_deps`` (how many dependencies are not yet done, kept up to date on create, link and
+complete) the claim path is an equality probe on one index, ordered by priority then age.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+"""64-bit on PostgreSQL; plain INTEGER on SQLite so the column aliases the rowid."""
+
+cards = sa.Table(
+    "cards",
+    metadata,
+    sa.Column("seq", BigId, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("id", sa.String(200), nullable=False),
+    sa.Column("title", sa.Text(), nullable=False),
+    sa.Column("body", sa.Text(), nullable=False, server_default=""),
+    sa.Column("phase", sa.String(200)),
+    sa.Column("priority", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("route", sa.String(260), nullable=False, server_default=""),
+    sa.Column("depends_on", sa.JSON(), nullable=False),
+    sa.Column("unmet_deps", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("target_agent", sa.String(200)),
+    sa.Column("target_class", sa.String(200)),
+    sa.Column("created_host", sa.String(255), nullable=False),
+    sa.Column("host", sa.String(255)),
+    sa.Column("lease_owner", sa.String(200)),
+    sa.Column("token", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("lease_expires_at", sa.Double()),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("max_attempts", sa.Integer(), nullable=False),
+    sa.Column("idempotency_key", sa.String(200)),
+    sa.Column("acceptance", sa.JSON()),
+    sa.Column("result", sa.Text()),
+    sa.Column("reason", sa.Text()),
+    sa.Column("created_at", sa.Double(), nullable=False),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+    sa.Column("claimed_at", sa.Double()),
+    sa.Column("delivered_at", sa.Double()),
+    sa.Column("completed_at", sa.Double()),
+    sa.UniqueConstraint("tenant_id", "id", name="uq_cards_tenant_id"),
+    sa.UniqueConstraint("tenant_id", "idempotency_key", name="uq_cards_tenant_idempotency"),
+    sa.CheckConstraint(
+        "status in ('ready', 'claimed', 'blocked', 'done', 'failed')", name="ck_cards_status"
+    ),
+)
+sa.Index(
+    "ix_cards_claim",
+    cards.c.tenant_id,
+    cards.c.status,
+    cards.c.unmet_deps,
+    cards.c.route,
+    cards.c.priority.desc(),
+    cards.c.seq,
+)
+sa.Index("ix_cards_lease", cards.c.status, cards.c.lease_expires_at)
+
+card_deps = sa.Table(
+    "card_deps",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("card_id", sa.String(200), primary_key=True),
+    sa.Column("dep_id", sa.String(200), primary_key=True),
+    sa.ForeignKeyConstraint(
+        ["tenant_id", "card_id"], ["cards.tenant_id", "cards.id"], name="fk_card_deps_card"
+    ),
+    sa.ForeignKeyConstraint(
+        ["tenant_id", "dep_id"], ["cards.tenant_id", "cards.id"], name="fk_card_deps_dep"
+    ),
+)
+sa.Index("ix_card_deps_dep", card_deps.c.tenant_id, card_deps.c.dep_id)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("card_id", sa.String(200)),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("agent", sa.String(200)),
+    sa.Column("token", sa.BigInteger()),
+    sa.Column("detail", sa.Text()),
+    sa.Column("at", sa.Double(), nullable=False),
+)
+sa.Index("ix_events_card", events.c.tenant_id, events.c.card_id, events.c.id)
+sa.Index("ix_events_kind_at", events.c.tenant_id, events.c.kind, events.c.at)
+sa.Index("ix_events_at", events.c.tenant_id, events.c.at)
+
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("host", sa.String(255), primary_key=True),
+    sa.Column("agent", sa.String(200), primary_key=True),
+    sa.Column("runtime", sa.String(64)),
+    sa.Column("agent_class", sa.String(200)),
+    sa.Column("heartbeat_at", sa.Double()),
+    sa.Column("health", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("heartbeat_status", sa.String(32)),
+    sa.Column("pane_alive", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("pid", sa.Integer()),
+    sa.Column("pane_command", sa.String(255)),
+    sa.Column("idle_seconds", sa.Double()),
+    sa.Column("readiness", sa.String(16), nullable=False, server_default="unknown"),
+    sa.Column("current_card", sa.String(200)),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+)
+
+fleet_state = sa.Table(
+    "fleet_state",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("paused", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("reason", sa.Text()),
+    sa.Column("paused_by", sa.String(200)),
+    sa.Column("changed_at", sa.Double()),
+)
