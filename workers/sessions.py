@@ -1,0 +1,191 @@
+"""Start, stop and check the agents' tmux sessions on this host (idempotent).
+
+Each agent is one session named after it, one window, one pane running the
+runtime directly (argv form, no shell). Only the fleet's socket is touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from fleet_queue.errors import HostError, NotFoundError
+from fleet_queue.roster import AgentSpec, Roster
+from fleet_queue.settings import Settings
+from workers.heartbeat import heartbeat_path
+from workers.runtimes import LaunchPlan, check_launchable, launch_plan
+from workers.sidecar import running_sidecar, spawn, stop_sidecar
+from workers.tmux import TmuxServer, exact, pane_target
+
+PANE_WIDTH = "200"
+PANE_HEIGHT = "50"
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    agent: str
+    action: str
+    """started | respawned | running | stopped | absent"""
+    pid: int | None = None
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    socket: str
+    server_running: bool
+    holder: bool
+    missing: list[str] = field(default_factory=list)
+    dead: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.server_running and self.holder and not self.missing and not self.dead
+
+
+def local_agents(
+    settings: Settings, roster: Roster, names: Sequence[str] | None = None
+) -> list[AgentSpec]:
+    """The roster agents of this host, or exactly ``names`` (each must be local)."""
+    if not names:
+        return [a for a in roster.agents if a.host_or(settings.host) == settings.host]
+    chosen = []
+    for name in names:
+        try:
+            agent = roster.agent(name)
+        except Exception:
+            raise NotFoundError(f"unknown agent {name!r} (not in the roster)") from None
+        if agent.host_or(settings.host) != settings.host:
+            raise HostError(f"agent {name!r} runs on host {agent.host!r}, not on {settings.host!r}")
+        chosen.append(agent)
+    return chosen
+
+
+def start_agents(
+    settings: Settings, roster: Roster, names: Sequence[str] | None = None
+) -> list[SessionResult]:
+    """Open every missing session, respawn dead panes, leave live ones alone."""
+    agents = local_agents(settings, roster, names)
+    plans = [launch_plan(settings, roster, agent) for agent in agents]
+    for plan in plans:
+        check_launchable(plan)
+    server = TmuxServer.for_fleet(settings, roster)
+    server.ensure_started()
+    return [_start_one(server, settings, plan) for plan in plans]
+
+
+def _start_one(server: TmuxServer, settings: Settings, plan: LaunchPlan) -> SessionResult:
+    target = pane_target(plan.agent)
+    if server.has_session(plan.agent):
+        state = server.run("display-message", "-p", "-t", target, "#{pane_dead} #{pane_pid}")
+        dead, _, pid_text = (state[0] if state else "1 0").partition(" ")
+        if dead != "1":
+            pid = int(pid_text)
+            _ensure_sidecar(settings, plan, pid)
+            return SessionResult(plan.agent, "running", pid)
+        heartbeat_path(settings.run_dir, plan.agent).unlink(missing_ok=True)
+        server.run(
+            "respawn-pane", "-k", "-t", target, "-c", str(plan.cwd), *_env_args(plan), *plan.argv
+        )
+        action = "respawned"
+    else:
+        heartbeat_path(settings.run_dir, plan.agent).unlink(missing_ok=True)
+        server.run(
+            "new-session",
+            "-d",
+            "-s",
+            plan.agent,
+            "-x",
+            PANE_WIDTH,
+            "-y",
+            PANE_HEIGHT,
+            "-c",
+            str(plan.cwd),
+            *_env_args(plan),
+            *plan.argv,
+        )
+        server.run("set-option", "-t", target, "@fleet_runtime", plan.runtime)
+        server.run("set-option", "-w", "-t", target, "window-size", "manual")
+        action = "started"
+    pid = int(server.run("display-message", "-p", "-t", target, "#{pane_pid}")[0])
+    _ensure_sidecar(settings, plan, pid)
+    return SessionResult(plan.agent, action, pid)
+
+
+def _env_args(plan: LaunchPlan) -> list[str]:
+    args: list[str] = []
+    for key, value in plan.env.items():
+        args += ["-e", f"{key}={value}"]
+    return args
+
+
+def _ensure_sidecar(settings: Settings, plan: LaunchPlan, pid: int) -> None:
+    if plan.native_heartbeat:
+        return
+    if running_sidecar(settings.run_dir, plan.agent) is None:
+        spawn(plan.agent, pid, settings.run_dir, settings.heartbeat_interval)
+
+
+def stop_agents(
+    settings: Settings, roster: Roster, names: Sequence[str] | None = None
+) -> list[SessionResult]:
+    """Kill the agents' sessions (and their watch sessions); with no names, the
+    whole fleet, and the server once nothing else lives on its socket."""
+    agents = local_agents(settings, roster, names)
+    server = TmuxServer.for_fleet(settings, roster)
+    results = []
+    groups = _session_groups(server)
+    for agent in agents:
+        present = server.has_session(agent.name)
+        for session, group in groups:
+            if group == agent.name and session != agent.name:
+                server.call("kill-session", "-t", exact(session))
+        if present:
+            server.run("kill-session", "-t", exact(agent.name))
+        stop_sidecar(settings.run_dir, agent.name)
+        results.append(SessionResult(agent.name, "stopped" if present else "absent"))
+    if not names and set(server.session_names()) <= {server.holder_session}:
+        server.kill_server()
+    return results
+
+
+def restart_agents(
+    settings: Settings, roster: Roster, names: Sequence[str] | None = None
+) -> list[SessionResult]:
+    agents = local_agents(settings, roster, names)
+    for plan in (launch_plan(settings, roster, agent) for agent in agents):
+        check_launchable(plan)
+    stop_agents(settings, roster, [a.name for a in agents])
+    return start_agents(settings, roster, [a.name for a in agents])
+
+
+def verify(settings: Settings, roster: Roster) -> VerifyReport:
+    """Every local roster agent has its session with a live pane, and the holder is up."""
+    server = TmuxServer.for_fleet(settings, roster)
+    running = server.is_running()
+    sessions = set(server.session_names()) if running else set()
+    missing, dead = [], []
+    for agent in local_agents(settings, roster):
+        if agent.name not in sessions:
+            missing.append(agent.name)
+        elif server.run("display-message", "-p", "-t", pane_target(agent.name), "#{pane_dead}")[
+            :1
+        ] == ["1"]:
+            dead.append(agent.name)
+    return VerifyReport(
+        socket=server.socket_name,
+        server_running=running,
+        holder=server.holder_session in sessions,
+        missing=missing,
+        dead=dead,
+    )
+
+
+def _session_groups(server: TmuxServer) -> list[tuple[str, str]]:
+    if not server.socket_path.exists():
+        return []
+    proc = server.call("list-sessions", "-F", "#{session_name}\t#{session_group}")
+    rows = []
+    for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
+        name, _, group = line.partition("\t")
+        rows.append((name, group))
+    return rows

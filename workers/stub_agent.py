@@ -1,0 +1,303 @@
+"""The stub agent (runtime ``stub``): a tiny interactive program for demos and tests.
+
+It behaves like an agent TUI where it matters to delivery: a prompt, raw tty
+input, bracketed paste (``ESC[?2004h``) so a pasted multi-line text is ONE
+message, Enter submits. Every message is logged exactly, one JSON record per
+line in ``run/<agent>.stub.jsonl`` (``{"kind": "message", "text": ...}``), so a
+test can compare what arrived with what was sent.
+
+A message containing ``fleet card done <ID> --token <N>`` is a card: the stub
+heartbeats ``busy card=<ID>``, works ``--work`` seconds, then completes it the
+way a real agent is told to (``python -m fleet_queue card done ID --token N``),
+logging the command and its exit code (``{"kind": "command", ...}``).
+
+    python -m workers.stub_agent --agent NAME [--work S] [--mode ok|fail|hang|exit] [--log PATH]
+
+Each option also comes from the environment (so a roster's ``env:`` can set it):
+FLEET_STUB_WORK, FLEET_STUB_MODE, FLEET_STUB_LOG. Modes: ``ok`` completes the
+card; ``fail`` runs ``card fail … --reason``; ``hang`` stays busy forever, still
+heartbeating; ``exit`` exits (code 3) as soon as a card arrives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import termios
+import threading
+import time
+import tty
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from workers.heartbeat import beat
+
+CARD_RE = re.compile(r"fleet card done (\S+) --token (\d+)")
+MODES = ("ok", "fail", "hang", "exit")
+PASTE_START = b"\x1b[200~"
+PASTE_END = b"\x1b[201~"
+EXIT_ON_CARD = 3
+
+
+def log_path(run_dir: Path, agent: str) -> Path:
+    return run_dir / f"{agent}.stub.jsonl"
+
+
+def read_stub_log(path: Path) -> list[dict[str, Any]]:
+    """Every record the stub wrote (messages and commands), oldest first."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def received_messages(path: Path) -> list[str]:
+    return [r["text"] for r in read_stub_log(path) if r.get("kind") == "message"]
+
+
+class LineEditor:
+    """Raw tty bytes to messages: bracketed paste keeps newlines, Enter submits."""
+
+    def __init__(self, on_message: Callable[[str], None], echo: Callable[[bytes], None]) -> None:
+        self.on_message = on_message
+        self._write = echo
+        self._pending = bytearray()
+        self.draft = bytearray()
+        self.in_paste = False
+        self.escape = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        try:
+            for byte in data:
+                self._byte(byte)
+        finally:
+            self._flush()
+
+    def echo(self, data: bytes) -> None:
+        self._pending += data
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._write(bytes(self._pending))
+            self._pending.clear()
+
+    def _byte(self, byte: int) -> None:
+        if self.escape:
+            self.escape.append(byte)
+            self._escape_step()
+            return
+        if byte == 0x1B:
+            self.escape.append(byte)
+            return
+        if self.in_paste:
+            char = b"\n" if byte == 0x0D else bytes([byte])
+            self.draft += char
+            self.echo(b"\r\n" if char == b"\n" else char)
+            return
+        self._key(byte)
+
+    def _escape_step(self) -> None:
+        seq = bytes(self.escape)
+        if len(seq) == 2 and seq[1:] != b"[":
+            self.escape.clear()  # alt-key or lone ESC: ignored
+            return
+        if len(seq) > 2 and 0x40 <= seq[-1] <= 0x7E:
+            self.escape.clear()
+            if seq == PASTE_START:
+                self.in_paste = True
+            elif seq == PASTE_END:
+                self.in_paste = False
+        elif len(seq) > 32:
+            self.escape.clear()
+
+    def _key(self, byte: int) -> None:
+        if byte in (0x0D, 0x0A):
+            self.echo(b"\r\n")
+            self._flush()
+            text = self.draft.decode("utf-8", errors="replace")
+            self.draft.clear()
+            self.on_message(text)
+        elif byte in (0x7F, 0x08):
+            self._backspace()
+        elif byte in (0x03, 0x15):
+            self.draft.clear()
+            self.echo(b"^C\r\n")
+            self._flush()
+            self.on_message("")
+        elif byte == 0x04 and not self.draft:
+            raise EOFError
+        elif byte >= 0x20 or byte == 0x09:
+            self.draft.append(byte)
+            self.echo(bytes([byte]))
+
+    def _backspace(self) -> None:
+        if not self.draft:
+            return
+        del self.draft[-1]
+        while self.draft and (self.draft[-1] & 0xC0) == 0x80:
+            del self.draft[-1]
+        if self.draft and self.draft[-1] >= 0xC0:
+            del self.draft[-1]
+        self.echo(b"\b \b")
+
+
+class StubAgent:
+    def __init__(
+        self, agent: str, run_dir: Path, interval: float, work: float, mode: str, log: Path
+    ) -> None:
+        self.agent = agent
+        self.run_dir = run_dir
+        self.interval = interval
+        self.work = work
+        self.mode = mode
+        self.log = log
+        self.status = "ok"
+        self.card: str | None = None
+        self.cards: queue.Queue[tuple[str, str]] = queue.Queue()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+
+    def record(self, kind: str, **fields: Any) -> None:
+        entry = {"ts": datetime.now(UTC).isoformat(), "kind": kind, **fields}
+        with self._lock:
+            self.log.parent.mkdir(parents=True, exist_ok=True)
+            with self.log.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(entry) + "\n")
+
+    def out(self, data: bytes) -> None:
+        with self._lock:
+            os.write(sys.stdout.fileno(), data)
+
+    def prompt(self) -> None:
+        self.out(f"stub:{self.agent}> ".encode())
+
+    def set_status(self, status: str, card: str | None) -> None:
+        self.status, self.card = status, card
+        beat(self.run_dir, self.agent, status=status, card=card)
+
+    def heartbeat_loop(self) -> None:
+        while True:
+            beat(self.run_dir, self.agent, status=self.status, card=self.card)
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+    def on_message(self, text: str) -> None:
+        if not text:
+            self.prompt()
+            return
+        self.record("message", text=text, chars=len(text), bytes=len(text.encode("utf-8")))
+        self.out(f"\u00bb received {len(text)} chars\r\n".encode())
+        if text.strip() == "/clear":
+            self.out(b"\x1b[2J\x1b[H")
+        match = CARD_RE.search(text)
+        if match:
+            if self.mode == "exit":
+                self.record("exit", card=match.group(1))
+                raise SystemExit(EXIT_ON_CARD)
+            self.cards.put((match.group(1), match.group(2)))
+        self.prompt()
+
+    def work_loop(self) -> None:
+        while True:
+            card, token = self.cards.get()
+            self.set_status("busy", card)
+            if self.mode == "hang":
+                threading.Event().wait()
+            time.sleep(self.work)
+            self.complete(card, token)
+            self.set_status("ok", None)
+
+    def complete(self, card: str, token: str) -> None:
+        verb = (
+            ["card", "fail", card, "--token", token, "--reason", "stub agent: fail mode"]
+            if self.mode == "fail"
+            else ["card", "done", card, "--token", token]
+        )
+        argv = [sys.executable, "-m", "fleet_queue", *verb]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        self.record(
+            "command",
+            argv=argv,
+            card=card,
+            token=token,
+            exit_code=proc.returncode,
+            output=(proc.stdout + proc.stderr)[-2000:],
+        )
+        self.out(f"\u00bb card {card}: {verb[1]} exit {proc.returncode}\r\n".encode())
+        self.prompt()
+
+
+def serve(stub: StubAgent) -> int:
+    threading.Thread(target=stub.heartbeat_loop, daemon=True).start()
+    threading.Thread(target=stub.work_loop, daemon=True).start()
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd) if os.isatty(fd) else None
+    if saved is not None:
+        tty.setraw(fd)
+    editor = LineEditor(stub.on_message, stub.out)
+    stub.record("start", pid=os.getpid(), mode=stub.mode, work=stub.work)
+    stub.out(b"\x1b[?2004h")
+    stub.prompt()
+    try:
+        while True:
+            data = os.read(fd, 65536)
+            if not data:
+                return 0
+            editor.feed(data)
+    except EOFError:
+        return 0
+    finally:
+        stub.out(b"\x1b[?2004l\r\n")
+        if saved is not None:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def _settings_defaults() -> tuple[Path, float]:
+    home = Path(os.environ.get("FLEET_HOME", "~/.config/fleet-queue")).expanduser()
+    interval = float(os.environ.get("FLEET_HEARTBEAT_INTERVAL", "5"))
+    return home / "run", interval
+
+
+def main(argv: list[str] | None = None) -> int:
+    run_dir, interval = _settings_defaults()
+    env = os.environ
+    parser = argparse.ArgumentParser(prog="python -m workers.stub_agent")
+    parser.add_argument(
+        "--agent", default=env.get("FLEET_AGENT"), required="FLEET_AGENT" not in env
+    )
+    parser.add_argument(
+        "--work",
+        type=float,
+        default=float(env.get("FLEET_STUB_WORK", "1.0")),
+        help="seconds of simulated work per card [env FLEET_STUB_WORK]",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default=env.get("FLEET_STUB_MODE", "ok"),
+        help="what to do with a card [env FLEET_STUB_MODE]",
+    )
+    parser.add_argument(
+        "--log",
+        type=Path,
+        default=env.get("FLEET_STUB_LOG"),
+        help="message log [env FLEET_STUB_LOG; default run/<agent>.stub.jsonl]",
+    )
+    parser.add_argument("--run-dir", type=Path, default=run_dir)
+    parser.add_argument("--interval", type=float, default=interval)
+    args = parser.parse_args(argv)
+    if args.mode not in MODES:
+        parser.error(f"--mode must be one of {', '.join(MODES)}")
+    log = args.log or log_path(args.run_dir, args.agent)
+    stub = StubAgent(args.agent, args.run_dir, args.interval, args.work, args.mode, log)
+    return serve(stub)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
