@@ -322,6 +322,23 @@ def unit_state(agent: str) -> UnitState | None:
     return parse_show(proc.stdout) if proc.returncode == 0 else None
 
 
+def set_agent_enabled(agent: str, enabled: bool) -> str | None:
+    """Enable (``fleet agent add``) or disable (``remove``) the agent's unit for boot.
+
+    Returns why nothing was done when there is no user systemd, else None; a
+    removed agent whose unit stayed enabled would come back at the next boot.
+    """
+    reason = user_manager_unavailable()
+    if reason is not None:
+        return reason
+    verb = ("enable",) if enabled else ("disable", "--now")
+    proc = _systemctl(*verb, agent_unit(agent))
+    if proc.returncode != 0:
+        first = (proc.stderr.strip().splitlines() or ["failed"])[0]
+        raise HostError(f"systemctl --user {verb[0]} {agent_unit(agent)}: {first}")
+    return None
+
+
 # ---------------------------------------------------------------- install
 
 

@@ -26,6 +26,7 @@ from workers.systemd_units import (
     local_agents,
     parse_show,
     render_units,
+    set_agent_enabled,
     unit_state,
     units_to_enable,
     user_manager_unavailable,
@@ -242,6 +243,13 @@ def test_parse_show_flags_active_but_not_enabled() -> None:
 def test_unit_state_is_none_exactly_when_there_is_no_user_systemd() -> None:
     state = unit_state("orch")
     assert (state is None) == (user_manager_unavailable() is not None)
+
+
+def test_set_agent_enabled_says_why_when_there_is_no_user_systemd() -> None:
+    reason = user_manager_unavailable()
+    if reason is not None:
+        assert set_agent_enabled("orch", True) == reason
+        assert set_agent_enabled("orch", False) == reason
 
 
 # ---------------------------------------------------------------- CLI
