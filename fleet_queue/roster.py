@@ -124,6 +124,12 @@ class Roster(_Strict):
         return yaml.safe_dump({**head, **data}, sort_keys=False)
 
 
+def known_runtimes(roster: Roster) -> list[str]:
+    """Runtimes an agent may name without its own ``command``."""
+    declared = [name for name, rt in roster.runtimes.items() if rt.command]
+    return sorted({*BUILTIN_RUNTIMES, *declared})
+
+
 def roster_problems(roster: Roster) -> list[str]:
     """Every rule a roster must meet, as ``agent 'x': field: why`` lines."""
     problems: list[str] = []
@@ -171,6 +177,8 @@ def _env_problems(agent: AgentSpec, where: str) -> list[str]:
 
 
 def _floor_problems(roster: Roster) -> list[str]:
+    if not roster.agents:
+        return ["agents: a roster needs at least one agent"]
     if roster.preset in FLOOR_EXEMPT_PRESETS:
         return []
     orchestrators = [a.name for a in roster.agents if a.agent_class == ORCHESTRATOR]

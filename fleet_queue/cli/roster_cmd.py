@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fleet_queue import catalog
+from fleet_queue import catalog, init_wizard
 from fleet_queue.cli.common import (
     JsonFlag,
     console,
@@ -20,7 +20,8 @@ from fleet_queue.cli.common import (
     print_table,
     settings_of,
 )
-from fleet_queue.roster import Roster, load_roster, roster_json_schema
+from fleet_queue.errors import UsageError
+from fleet_queue.roster import Roster, load_roster, roster_json_schema, write_roster
 
 PathArg = Annotated[
     Path | None,
@@ -158,9 +159,109 @@ def roles_show(name: NameArg, as_json: JsonFlag = False) -> None:
     ))
 
 
+def _show_roster(roster: Roster, title: str) -> None:
+    print_table(agent_rows(roster), AGENT_COLUMNS, title=title)
+
+
+def _ask(question: str, default: str) -> str:
+    return str(typer.prompt(question, default=default, show_default=bool(default)))
+
+
+def _confirm(question: str, default: bool) -> bool:
+    return bool(typer.confirm(question, default=default))
+
+
+def _choices(
+    runtime: list[str], model: list[str], add: list[str], remove: list[str]
+) -> init_wizard.InitChoices:
+    return init_wizard.InitChoices(
+        runtimes=init_wizard.parse_pairs(runtime, "--runtime", "RUNTIME"),
+        models=init_wizard.parse_pairs(model, "--model", "MODEL"),
+        add=[init_wizard.parse_added(value) for value in add],
+        remove=remove,
+    )
+
+
+def init(
+    ctx: typer.Context,
+    profile: Annotated[str | None, typer.Option(
+        "--profile", help="Profile (or, failing that, preset) to start from; skips the wizard.",
+    )] = None,
+    preset: Annotated[str | None, typer.Option(
+        "--preset", help="Preset to start from; skips the wizard.")] = None,
+    runtime: Annotated[list[str], typer.Option(
+        "--runtime", help="CLASS=RUNTIME for every agent of a class (repeatable).")] = [],  # noqa: B006
+    model: Annotated[list[str], typer.Option(
+        "--model", help="CLASS=MODEL hint for every agent of a class (repeatable).")] = [],  # noqa: B006
+    add: Annotated[list[str], typer.Option(
+        "--add", help="NAME=CLASS[:RUNTIME]: an extra worker (repeatable).")] = [],  # noqa: B006
+    remove: Annotated[list[str], typer.Option(
+        "--remove", help="NAME: leave this agent out; floor agents stay (repeatable).")] = [],  # noqa: B006
+    write: Annotated[bool, typer.Option(
+        "--write", help="Write roster.yaml (without it, the roster is printed).")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace an existing roster.yaml.")] = False,
+    reconfigure: Annotated[bool, typer.Option(
+        "--reconfigure",
+        help="Regenerate from the recorded (or given) preset/profile, keeping your changes.",
+    )] = False,
+) -> None:
+    """Create roster.yaml: a wizard, or --profile/--preset for scripts (see docs/roster.md)."""
+    path = settings_of(ctx).effective_roster_path
+    if profile and preset:
+        raise UsageError("--profile and --preset: choose one")
+    choices = _choices(runtime, model, add, remove)
+    named = (profile, "profile") if profile else (preset, "preset") if preset else None
+    if reconfigure:
+        _reconfigure(path, named, choices)
+        return
+    if named is None:
+        if runtime or model or add or remove:
+            raise UsageError("--runtime/--model/--add/--remove need --profile or --preset")
+        _interactive(path, force)
+        return
+    name, kind = named
+    template = catalog.load_template(name, "preset" if kind == "preset" else None)
+    roster = init_wizard.build_roster(template, choices)
+    if not write:
+        typer.echo(roster.to_yaml(), nl=False)
+        return
+    init_wizard.write_new(roster, path, force)
+    typer.echo(f"wrote {path}: {len(roster.agents)} agents ({roster.origin()})")
+
+
+def _interactive(path: Path, force: bool) -> None:
+    wizard = init_wizard.Wizard(ask=_ask, confirm=_confirm, show=typer.echo,
+                                show_roster=_show_roster)
+    roster = wizard.run(path, force)
+    if roster is None:
+        typer.echo("nothing written")
+        return
+    write_roster(roster, path)
+    typer.echo(f"wrote {path}: {len(roster.agents)} agents ({roster.origin()})")
+
+
+def _reconfigure(
+    path: Path, named: tuple[str, str] | None, choices: init_wizard.InitChoices
+) -> None:
+    existing = load_roster(path)
+    recorded = existing.preset or existing.profile
+    base = init_wizard.recorded_template(existing, path) if recorded or not named else None
+    if named is None:
+        target = init_wizard.recorded_template(existing, path)
+    else:
+        name, kind = named
+        target = catalog.load_template(name, "preset" if kind == "preset" else None)
+    report = init_wizard.reconfigure(existing, target, base, choices)
+    write_roster(report.roster, path)
+    typer.echo(f"reconfigured {path}: {len(report.roster.agents)} agents"
+               f" ({report.roster.origin()}); {report.summary()}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the root app."""
     app.add_typer(roster_app, name="roster")
     app.add_typer(presets_app, name="presets")
     app.add_typer(profiles_app, name="profiles")
     app.add_typer(roles_app, name="roles")
+    app.command("init")(init)
