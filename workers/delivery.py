@@ -32,13 +32,12 @@ from fleet_queue.roster import Roster
 from fleet_queue.sanitize import sanitize_text
 from fleet_queue.settings import Settings
 from workers.heartbeat import is_healthy, read_heartbeat, utcnow
+from workers.probe import BUSY_WINDOW
 from workers.runtimes import LaunchPlan, launch_plan
 from workers.tmux import ControlClient, TmuxServer, pane_target
 
 SEND_KEYS_MAX = 512
 """Longer one-line texts are pasted: one buffer write instead of a key stream."""
-BUSY_WINDOW = 2.0
-"""A pane whose output changed this recently is busy (tmux activity has 1 s resolution)."""
 VERIFY_TIMEOUT = 5.0
 TAIL_CHARS = 16
 MIN_DRAFT_CHARS = 8
@@ -60,6 +59,11 @@ class DeliveryReceipt:
     elapsed_ms: float
     verify_ms: float | None = None
     delivered_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def ms(self) -> float:
+        """Total milliseconds: typing plus verification."""
+        return self.elapsed_ms + (self.verify_ms or 0.0)
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -1,9 +1,383 @@
-"""Placeholder: filled by its issue."""
+"""Host verbs: ``fleet start|stop|restart|verify|ps`` and ``fleet agent …``.
+
+Thin: each command loads settings and the roster, calls ``workers`` (the host
+layer) and prints a table or JSON. Only the fleet's tmux socket is touched.
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from fleet_queue.cli.common import JsonFlag, emit, print_table, settings_of
+from fleet_queue.errors import HostError, NotFoundError, RosterError, UsageError
+from fleet_queue.roster import (
+    ENHANCER,
+    ORCHESTRATOR,
+    Roster,
+    load_roster,
+    parse_roster,
+    write_roster,
+)
+from fleet_queue.settings import Settings
+
+Agents = Annotated[list[str] | None, typer.Argument(help="Agents (default: all on this host).")]
+
+agent_app = typer.Typer(help="Send to, look at and manage one agent.", no_args_is_help=True)
+
+
+def _load(ctx: typer.Context) -> tuple[Settings, Roster]:
+    settings = settings_of(ctx)
+    return settings, load_roster(settings.effective_roster_path)
+
+
+def _results(results: list[Any], as_json: bool) -> None:
+    rows = [{"agent": r.agent, "action": r.action, "pid": r.pid} for r in results]
+    emit(rows, as_json, lambda: print_table(rows, ["agent", "action", "pid"]))
+
+
+def start(ctx: typer.Context, agents: Agents = None, as_json: JsonFlag = False) -> None:
+    """Start the fleet's tmux server and every missing agent session (idempotent)."""
+    from workers.sessions import start_agents
+
+    settings, roster = _load(ctx)
+    _results(start_agents(settings, roster, agents), as_json)
+
+
+def stop(ctx: typer.Context, agents: Agents = None, as_json: JsonFlag = False) -> None:
+    """Stop agent sessions; with no names the whole fleet (idempotent)."""
+    from workers.sessions import stop_agents
+
+    settings, roster = _load(ctx)
+    _results(stop_agents(settings, roster, agents), as_json)
+
+
+def restart(ctx: typer.Context, agents: Agents = None, as_json: JsonFlag = False) -> None:
+    """Stop then start agent sessions."""
+    from workers.sessions import restart_agents
+
+    settings, roster = _load(ctx)
+    _results(restart_agents(settings, roster, agents), as_json)
+
+
+def verify(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Check the holder and every local roster agent's session; non-zero naming what is missing."""
+    from workers.sessions import verify as verify_sessions
+
+    settings, roster = _load(ctx)
+    report = verify_sessions(settings, roster)
+    data = {
+        "ok": report.ok,
+        "socket": report.socket,
+        "host": settings.host,
+        "tenant_id": settings.tenant,
+        "server_running": report.server_running,
+        "holder": report.holder,
+        "missing": report.missing,
+        "dead": report.dead,
+    }
+    if as_json:
+        emit(data, True, lambda: None)
+    if report.ok:
+        if not as_json:
+            typer.echo(f"ok: every agent has its session on socket {report.socket!r}")
+        return
+    problems = []
+    if not report.server_running:
+        problems.append(f"tmux server {report.socket!r} not running")
+    elif not report.holder:
+        problems.append("holder session missing")
+    if report.missing:
+        problems.append("missing sessions: " + ", ".join(report.missing))
+    if report.dead:
+        problems.append("dead panes: " + ", ".join(report.dead))
+    raise HostError("; ".join(problems))
+
+
+PS_COLUMNS = [
+    "agent",
+    "tenant",
+    "host",
+    "runtime",
+    "class",
+    "session",
+    "pane",
+    "pid",
+    "command",
+    "idle",
+    "heartbeat",
+    "readiness",
+    "drift",
+    "card",
+]
+
+
+def _ps_row(probe: dict[str, Any]) -> dict[str, Any]:
+    def flag(value: object) -> str:
+        return "-" if value is None else ("yes" if value else "no")
+
+    age = probe["heartbeat_age"]
+    hb = "-" if age is None else f"{age:.0f}s {'ok' if probe['health'] else 'stale'}"
+    return {
+        "agent": probe["agent"],
+        "tenant": probe["tenant_id"],
+        "host": probe["host"],
+        "runtime": probe["runtime"],
+        "class": probe["agent_class"],
+        "session": flag(probe["session_present"]),
+        "pane": "-"
+        if probe["pane_alive"] is None
+        else ("alive" if probe["pane_alive"] else "dead"),
+        "pid": probe["pid"],
+        "command": probe["pane_command"],
+        "idle": None if probe["idle_seconds"] is None else f"{probe['idle_seconds']:.0f}s",
+        "heartbeat": hb,
+        "readiness": probe["readiness"],
+        "drift": "DRIFT" if probe["drift"] else "",
+        "card": probe["current_card"],
+    }
+
+
+_STYLES = {"dead": "red", "stale": "yellow", "unknown": "dim", "working": "cyan"}
+
+
+def ps(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """One row per roster agent, then every other session on the fleet socket."""
+    from workers.probe import probe_agents, unmanaged_rows
+
+    settings, roster = _load(ctx)
+    agents = [p.as_dict() for p in probe_agents(settings, roster, include_remote=True)]
+    unmanaged = unmanaged_rows(settings, roster)
+    data = {
+        "host": settings.host,
+        "tenant_id": settings.tenant,
+        "agents": agents,
+        "unmanaged": unmanaged,
+    }
+
+    def render() -> None:
+        print_table(
+            [_ps_row(a) for a in agents],
+            PS_COLUMNS,
+            title="fleet",
+            style=lambda row: _STYLES.get(str(row["readiness"])),
+        )
+        if unmanaged:
+            print_table(
+                unmanaged,
+                ["session", "group", "pane_alive", "pid", "pane_command", "idle_seconds"],
+                title="not in the roster",
+            )
+
+    emit(data, as_json, render)
+
+
+def send(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Agent to type into.")],
+    stdin: Annotated[str | None, typer.Argument(help="'-' to read the text from stdin.")] = None,
+    message: Annotated[str | None, typer.Option("--message", "-m", help="The text.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="Read the text from F.")] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="Source label (default <host>:operator).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Type even into a busy pane.")] = False,
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="Confirm the pane accepted it.")
+    ] = True,
+    verify_timeout: Annotated[float, typer.Option(help="Seconds to wait for acceptance.")] = 5.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Type a message into an agent's pane (sanitized, literal, bracketed paste)."""
+    from workers.delivery import Deliverer
+
+    text = _message_text(stdin, message, file)
+    settings, roster = _load(ctx)
+    deliverer = Deliverer(settings, roster, verify_timeout=verify_timeout)
+    try:
+        receipt = deliverer.deliver(
+            name, text, source=source or f"{settings.host}:operator", verify=verify, force=force
+        )
+    finally:
+        deliverer.close()
+    state = "accepted" if receipt.verified else "sent"
+    emit(
+        receipt.as_dict(),
+        as_json,
+        lambda: typer.echo(f"{state}: {len(receipt.text)} chars to {name} by {receipt.method}"),
+    )
+
+
+def _message_text(stdin: str | None, message: str | None, file: Path | None) -> str:
+    given = [x for x in (stdin, message, file) if x is not None]
+    if len(given) != 1:
+        raise UsageError("give exactly one of --message TEXT, --file F or - (stdin)")
+    if stdin is not None:
+        if stdin != "-":
+            raise UsageError(f"unexpected argument {stdin!r}; use --message TEXT or - for stdin")
+        return sys.stdin.read()
+    if file is not None:
+        try:
+            return file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{file}: {exc.strerror}") from None
+    assert message is not None
+    return message
+
+
+def tail(
+    ctx: typer.Context,
+    name: str,
+    lines: Annotated[int, typer.Option("-n", "--lines", help="Lines to show.")] = 40,
+    as_json: JsonFlag = False,
+) -> None:
+    """Print the last lines of an agent's pane."""
+    from workers.observe import tail as tail_pane
+
+    settings, roster = _load(ctx)
+    out = tail_pane(settings, roster, name, lines)
+    emit(
+        {"agent": name, "host": settings.host, "tenant_id": settings.tenant, "lines": out},
+        as_json,
+        lambda: typer.echo("\n".join(out)),
+    )
+
+
+def watch(ctx: typer.Context, name: str) -> None:
+    """Watch an agent's pane read-only (no key reaches it, its size never changes)."""
+    from workers.observe import watch as watch_pane
+
+    settings, roster = _load(ctx)
+    raise typer.Exit(watch_pane(settings, roster, name))
+
+
+def attach(ctx: typer.Context, name: str) -> None:
+    """Attach to an agent's pane interactively: your keys reach the agent."""
+    from workers.observe import attach as attach_pane
+
+    settings, roster = _load(ctx)
+    raise typer.Exit(attach_pane(settings, roster, name))
+
+
+def reset(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
+    """Type the runtime's reset command (/clear, /new…) into the agent's pane."""
+    from workers.observe import reset as reset_pane
+
+    settings, roster = _load(ctx)
+    command = reset_pane(settings, roster, name)
+    emit(
+        {"agent": name, "reset_command": command},
+        as_json,
+        lambda: typer.echo(f"{name}: sent {command}"),
+    )
+
+
+def status(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="One agent (default: all).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Roster agents with their session, heartbeat and readiness."""
+    from workers.probe import probe_agents
+
+    settings, roster = _load(ctx)
+    if name is not None and name not in roster.names():
+        raise NotFoundError(f"unknown agent {name!r} (not in the roster)")
+    rows = [
+        p.as_dict()
+        for p in probe_agents(settings, roster, include_remote=True)
+        if name is None or p.agent == name
+    ]
+    emit(rows, as_json, lambda: print_table([_ps_row(r) for r in rows], PS_COLUMNS))
+
+
+def add(
+    ctx: typer.Context,
+    name: str,
+    runtime: Annotated[str, typer.Option("--runtime", help="claude|codex|pi|opencode|stub|…")],
+    agent_class: Annotated[str, typer.Option("--class", help="Role, e.g. coder.")],
+    model: Annotated[str | None, typer.Option("--model", help="Model hint.")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Host (default this).")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Tenant id.")] = None,
+    workdir: Annotated[str | None, typer.Option("--workdir", help="Working directory.")] = None,
+    command: Annotated[str | None, typer.Option("--command", help="Custom command.")] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE (repeat).")] = None,
+    no_start: Annotated[bool, typer.Option("--no-start", help="Only edit the roster.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add an agent to the roster and start its session."""
+    from workers.sessions import start_agents
+
+    settings, roster = _load(ctx)
+    entry: dict[str, Any] = {"name": name, "runtime": runtime, "class": agent_class}
+    optional = {
+        "model_hint": model,
+        "host": host,
+        "tenant_id": tenant,
+        "working_directory": workdir,
+        "command": command,
+    }
+    entry.update({k: v for k, v in optional.items() if v is not None})
+    if env:
+        entry["env"] = dict(_pair(item) for item in env)
+    if name in roster.names():
+        raise UsageError(f"agent {name!r} is already in the roster")
+    data = roster.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data["agents"].append(entry)
+    new = parse_roster(data, str(settings.effective_roster_path))
+    write_roster(new, settings.effective_roster_path)
+    started = []
+    if not no_start and new.agent(name).host_or(settings.host) == settings.host:
+        started = start_agents(settings, new, [name])
+    emit(
+        {"agent": name, "added": True, "started": bool(started)},
+        as_json,
+        lambda: typer.echo(f"added {name}" + (" and started its session" if started else "")),
+    )
+
+
+def _pair(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise UsageError(f"--env {item!r}: expected KEY=VALUE")
+    return key, value
+
+
+def remove(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
+    """Stop an agent's session and remove it from the roster."""
+    from workers.sessions import stop_agents
+
+    settings, roster = _load(ctx)
+    try:
+        spec = roster.agent(name)
+    except RosterError:
+        raise NotFoundError(f"unknown agent {name!r} (not in the roster)") from None
+    for role in (ORCHESTRATOR, ENHANCER):
+        peers = [a for a in roster.agents if a.agent_class == role]
+        if spec.agent_class == role and len(peers) == 1 and roster.preset != "minimal":
+            raise UsageError(f"refusing to remove {name!r}: it is the fleet's only {role}")
+    data = roster.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data["agents"] = [a for a in data["agents"] if a["name"] != name]
+    new = parse_roster(data, str(settings.effective_roster_path))
+    if spec.host_or(settings.host) == settings.host:
+        stop_agents(settings, roster, [name])
+    write_roster(new, settings.effective_roster_path)
+    emit({"agent": name, "removed": True}, as_json, lambda: typer.echo(f"removed {name}"))
 
 
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the root app."""
+    app.command("start")(start)
+    app.command("stop")(stop)
+    app.command("restart")(restart)
+    app.command("verify")(verify)
+    app.command("ps")(ps)
+    for command in (send, tail, watch, attach, reset, status, add, remove):
+        agent_app.command(command.__name__)(command)
+    app.add_typer(agent_app, name="agent")
+
+
+__all__ = ["register"]
