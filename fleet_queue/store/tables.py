@@ -8,6 +8,11 @@ expires by one clock for every host and the same arithmetic works on SQLite and 
 card aimed at one agent, ``c:<class>`` for one aimed at a role, ``''`` for anyone. With
 ``unmet_deps`` (how many dependencies are not yet done, kept up to date on create, link and
 complete) the claim path is an equality probe on one index, ordered by priority then age.
+
+``card_deps`` holds the dependency edges (card_id depends on dep_id). It carries no foreign
+key constraints on purpose: PostgreSQL checks a foreign key with a plan cached while the
+table was small, which made a 100k-card import crawl; the store checks both ends exist
+before it writes an edge, and cards are never deleted.
 """
 
 from __future__ import annotations
@@ -74,12 +79,6 @@ card_deps = sa.Table(
     sa.Column("tenant_id", sa.String(64), primary_key=True),
     sa.Column("card_id", sa.String(200), primary_key=True),
     sa.Column("dep_id", sa.String(200), primary_key=True),
-    sa.ForeignKeyConstraint(
-        ["tenant_id", "card_id"], ["cards.tenant_id", "cards.id"], name="fk_card_deps_card"
-    ),
-    sa.ForeignKeyConstraint(
-        ["tenant_id", "dep_id"], ["cards.tenant_id", "cards.id"], name="fk_card_deps_dep"
-    ),
 )
 sa.Index("ix_card_deps_dep", card_deps.c.tenant_id, card_deps.c.dep_id)
 

@@ -68,12 +68,6 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.String(64), primary_key=True),
         sa.Column("card_id", sa.String(200), primary_key=True),
         sa.Column("dep_id", sa.String(200), primary_key=True),
-        sa.ForeignKeyConstraint(
-            ["tenant_id", "card_id"], ["cards.tenant_id", "cards.id"], name="fk_card_deps_card"
-        ),
-        sa.ForeignKeyConstraint(
-            ["tenant_id", "dep_id"], ["cards.tenant_id", "cards.id"], name="fk_card_deps_dep"
-        ),
     )
     op.create_index("ix_card_deps_dep", "card_deps", ["tenant_id", "dep_id"])
 
