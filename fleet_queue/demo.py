@@ -12,10 +12,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from fleet_queue.cards import NewCard
 from fleet_queue.roster import parse_roster, write_roster
 from fleet_queue.settings import Settings
+
+if TYPE_CHECKING:
+    from fleet_queue.store import CardStore
 
 DEMO_AGENTS = [
     ("orchestrator", "orchestrator"),
@@ -75,7 +79,95 @@ class DemoReport:
     def ok(self) -> bool:
         return set(self.cards) == {"done"}
 
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "cards": self.cards,
+            "deliveries": self.deliveries,
+            "seconds": round(self.seconds, 2),
+            "by_agent": self.by_agent,
+        }
+
+    def render(self) -> str:
+        agents = ", ".join(f"{name}={count}" for name, count in sorted(self.by_agent.items()))
+        cards = ", ".join(f"{status}={count}" for status, count in sorted(self.cards.items()))
+        verdict = "all cards done" if self.ok else "NOT all cards done"
+        return (
+            f"demo: {verdict} — cards: {cards}; deliveries: {self.deliveries} ({agents});"
+            f" {self.seconds:.1f}s"
+        )
+
 
 def write_demo_roster(settings: Settings, work_seconds: float) -> None:
     roster = parse_roster(demo_roster(work_seconds), "demo roster")
     write_roster(roster, settings.effective_roster_path)
+
+
+def demo_cards() -> list[NewCard]:
+    return [
+        NewCard(
+            id=card_id,
+            title=title,
+            body=f"Demo card '{card_id}': a stub agent works it and closes it.",
+            depends_on=tuple(deps),
+            target_agent=agent,
+            target_class=cls,
+            priority=len(DEMO_CARDS) - index,
+        )
+        for index, (card_id, title, deps, agent, cls) in enumerate(DEMO_CARDS)
+    ]
+
+
+def run_demo(work_seconds: float = 0.5, timeout: float = 180.0, quiet: bool = False) -> DemoReport:
+    """Bring a stub fleet up, feed it the demo graph, wait for the end, tear it down."""
+    from fleet_queue.up import running_fleet
+
+    settings = demo_settings()
+    write_demo_roster(settings, work_seconds)
+    started = time.monotonic()
+    with running_fleet(settings) as (store, _procs):
+        store.bulk_create(demo_cards())
+        from fleet_queue.nudge import nudge_tick
+
+        nudge_tick(settings, reason="demo")
+        wait_for_cards(store, len(DEMO_CARDS), timeout, quiet)
+        report = build_report(store, time.monotonic() - started)
+    return report
+
+
+def wait_for_cards(store: CardStore, total: int, timeout: float, quiet: bool) -> None:
+    """Show progress until every card is done or failed, or the time is up."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    deadline = time.monotonic() + timeout
+    with Progress(
+        TextColumn("[bold]cards"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+        disable=quiet,
+    ) as progress:  # fmt: skip
+        bar = progress.add_task("", total=total)
+        while time.monotonic() < deadline:
+            counts = status_counts(store)
+            finished = counts.get("done", 0) + counts.get("failed", 0)
+            progress.update(bar, completed=counts.get("done", 0), description=_describe(counts))
+            if finished >= total:
+                return
+            time.sleep(0.2)
+
+
+def status_counts(store: CardStore) -> dict[str, int]:
+    by_status: dict[str, int] = store.stats()["by_status"]
+    return {key: value for key, value in by_status.items() if value}
+
+
+def _describe(counts: dict[str, int]) -> str:
+    return " ".join(f"{key}={value}" for key, value in sorted(counts.items()))
+
+
+def build_report(store: CardStore, seconds: float) -> DemoReport:
+    delivered = [event for event in store.events(limit=10_000) if event.kind == "delivered"]
+    by_agent: dict[str, int] = {}
+    for event in delivered:
+        by_agent[event.agent or "?"] = by_agent.get(event.agent or "?", 0) + 1
+    return DemoReport(
+        cards=status_counts(store), deliveries=len(delivered), seconds=seconds, by_agent=by_agent
+    )

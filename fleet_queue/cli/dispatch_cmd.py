@@ -1,9 +1,160 @@
-"""Placeholder: filled by its issue."""
+"""Processes and flow control: ``up``, ``worker``, ``beat``, ``flower``, ``demo``, ``pause``, ``resume``."""
 
 from __future__ import annotations
 
+import getpass
+import os
+from typing import Annotated
+
 import typer
+from rich.live import Live
+from rich.table import Table
+
+from fleet_queue.cli.common import JsonFlag, console, emit, settings_of
+from fleet_queue.processes import beat_command, child_env, flower_command, worker_command
+from fleet_queue.settings import Settings
+
+
+def _exec(command: list[str], settings: Settings) -> None:
+    """Become the Celery process, so signals and exit codes are Celery's own."""
+    os.execvpe(command[0], command, child_env(settings))
+
+
+def worker(
+    ctx: typer.Context,
+    concurrency: Annotated[int, typer.Option(help="Threads for deliveries and ticks.")] = 4,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+) -> None:
+    """Run this host's worker: its delivery queue and the tenant's control queue."""
+    settings = settings_of(ctx)
+    from fleet_queue.broker import require_broker
+
+    require_broker(settings)
+    _exec(worker_command(settings, concurrency, loglevel), settings)
+
+
+def beat(
+    ctx: typer.Context,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+) -> None:
+    """Run the fleet's one beat (tick, reclaim, host status); a second one refuses to start."""
+    settings = settings_of(ctx)
+    from fleet_queue.broker import require_broker
+
+    require_broker(settings)
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    _exec(beat_command(settings, loglevel), settings)
+
+
+def flower(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 5555,
+    address: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+) -> None:
+    """Run Flower on the fleet's broker (basic auth from FLEET_FLOWER_AUTH)."""
+    settings = settings_of(ctx)
+    _exec(flower_command(settings, port, address), settings)
+
+
+def up(
+    ctx: typer.Context,
+    beat_too: Annotated[bool, typer.Option("--beat/--no-beat", help="Run beat here too.")] = True,
+    keep_agents: Annotated[
+        bool, typer.Option(help="Leave agent sessions running on exit.")
+    ] = False,
+) -> None:
+    """Run this host's fleet in the foreground until Ctrl-C or SIGTERM."""
+    from fleet_queue.up import running_fleet, stop_on_signals
+
+    settings = settings_of(ctx)
+    with (
+        stop_on_signals() as stop,
+        running_fleet(settings, with_beat=beat_too, keep_agents=keep_agents) as (store, procs),
+        Live(console=console, refresh_per_second=2) as live,
+    ):
+        while not stop.wait(1.0):
+            restarted = procs.watch()
+            live.update(summary_table(store, restarted))
+    console.print("fleet stopped")
+
+
+def summary_table(store: object, restarted: list[str]) -> Table:
+    from fleet_queue.store import CardStore
+
+    assert isinstance(store, CardStore)
+    stats = store.stats()
+    table = Table(title="fleet up — Ctrl-C to stop")
+    for column in ("agent", "host", "readiness", "card", "heartbeat"):
+        table.add_column(column)
+    for row in store.agent_statuses():
+        table.add_row(
+            row.agent, row.host, row.readiness, row.current_card or "",
+            "ok" if row.health else "stale",
+        )  # fmt: skip
+    counts = ", ".join(f"{k}={v}" for k, v in stats.get("by_status", {}).items()) or "no cards"
+    table.caption = f"cards: {counts}" + (f" | restarted: {', '.join(restarted)}" if restarted else "")
+    return table
+
+
+def pause(
+    ctx: typer.Context,
+    reason: Annotated[str, typer.Option(help="Why, shown in ps and stats.")] = "operator pause",
+) -> None:
+    """Stop dispatch and delivery fleet-wide until `fleet resume`."""
+    from fleet_queue.pause import pause_fleet
+    from fleet_queue.store import CardStore
+
+    settings = settings_of(ctx)
+    store = CardStore.from_settings(settings)
+    pause_fleet(store, settings, reason, by=f"{settings.host}:{getpass.getuser()}")
+    typer.echo(f"paused: {reason}")
+
+
+def resume(ctx: typer.Context) -> None:
+    """Resume dispatch and nudge a tick."""
+    from fleet_queue.nudge import nudge_tick
+    from fleet_queue.pause import resume_fleet
+    from fleet_queue.store import CardStore
+
+    settings = settings_of(ctx)
+    store = CardStore.from_settings(settings)
+    resume_fleet(store, settings, by=f"{settings.host}:{getpass.getuser()}")
+    nudge_tick(settings, reason="resume")
+    typer.echo("resumed")
+
+
+def tick(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Send one supervisor tick now (dispatch without waiting for beat)."""
+    from fleet_queue.broker import require_broker
+    from fleet_queue.celery_app import make_celery
+    from fleet_queue.queues import TICK_TASK, control_queue
+
+    settings = settings_of(ctx)
+    require_broker(settings)
+    app = make_celery(settings)
+    app.send_task(TICK_TASK, queue=control_queue(settings.tenant))
+    emit({"sent": TICK_TASK}, as_json, lambda: typer.echo("tick sent"))
+
+
+def demo(
+    ctx: typer.Context,
+    work: Annotated[float, typer.Option(help="Seconds each stub agent works a card.")] = 0.5,
+    timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 180.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run a stub fleet end to end in a temporary home and report; exit 0 when all cards are done."""
+    from fleet_queue.demo import run_demo
+
+    report = run_demo(work_seconds=work, timeout=timeout, quiet=as_json)
+    data = report.as_dict()
+    emit(data, as_json, lambda: console.print(report.render()))
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this group's commands to the root app."""
+    for name, command in (
+        ("up", up), ("worker", worker), ("beat", beat), ("flower", flower), ("demo", demo),
+        ("pause", pause), ("resume", resume), ("tick", tick),
+    ):  # fmt: skip
+        app.command(name)(command)
