@@ -1,9 +1,485 @@
-"""Placeholder: filled by its issue."""
+"""``fleet backlog …``, ``fleet card done|fail`` and ``fleet db upgrade|current``.
+
+Thin: parse, call the store's named operations, print a table or ``--json``. Every refusal
+is a ``FleetError`` raised by the store before it changes anything; the root prints it as
+one line and exits with its code (2 bad input, 3 unknown card, 4 conflict/stale token).
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from fleet_queue.cards import Card, CardStatus, NewCard
+from fleet_queue.cli.common import JsonFlag, console, emit, err_console, print_table
+from fleet_queue.cli.common import settings_of as _settings_of
+from fleet_queue.importers import load_cards
+from fleet_queue.settings import Settings
+from fleet_queue.store import CardStore
+
+backlog_app = typer.Typer(help="The backlog of record: create, list, claim, complete cards.")
+card_app = typer.Typer(help="What an agent runs when it finishes a card.")
+db_app = typer.Typer(help="The card store's schema (Alembic migrations).")
+
+PROGRESS_FROM = 1000
+"""Imports of at least this many cards show a progress bar (on stderr)."""
+
+CARD_COLUMNS = ["id", "status", "priority", "title", "phase", "target", "owner", "token", "deps"]
+
+TokenOpt = Annotated[int, typer.Option("--token", "-t", help="Fencing token of your lease.")]
+Ttl = Annotated[
+    float | None,
+    typer.Option("--ttl", help="Lease seconds [default: FLEET_LEASE_TTL].", min=0),
+]
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    return _settings_of(ctx)
+
+
+@contextmanager
+def open_store(ctx: typer.Context) -> Iterator[CardStore]:
+    """The store of the effective settings (migrated on first use), closed afterwards."""
+    store = CardStore.from_settings(settings_of(ctx))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _row(card: Card) -> dict[str, Any]:
+    return {
+        "id": card.id,
+        "status": card.status.value,
+        "priority": card.priority,
+        "title": card.title if len(card.title) <= 60 else card.title[:57] + "...",
+        "phase": card.phase,
+        "target": card.target_agent or card.target_class,
+        "owner": card.lease_owner if card.status is CardStatus.CLAIMED else None,
+        "token": card.token or None,
+        "deps": f"{card.unmet_deps}/{len(card.depends_on)}" if card.depends_on else None,
+    }
+
+
+def _say(card: Card, what: str, as_json: bool) -> None:
+    emit(card.to_dict(), as_json, lambda: console.print(f"{card.id}: {what}"))
+
+
+def _ids(values: list[str] | None) -> tuple[str, ...]:
+    """``--depends-on a,b --depends-on c`` → (a, b, c)."""
+    out: list[str] = []
+    for value in values or []:
+        out.extend(part.strip() for part in value.split(",") if part.strip())
+    return tuple(out)
+
+
+def _acceptance(values: list[str] | None) -> Any:
+    """Each ``--acceptance`` is a JSON value or plain text; several make a list."""
+    if not values:
+        return None
+    parsed: list[Any] = []
+    for value in values:
+        try:
+            parsed.append(json.loads(value))
+        except json.JSONDecodeError:
+            parsed.append(value)
+    return parsed[0] if len(parsed) == 1 else parsed
+
+
+# --- backlog ------------------------------------------------------------------------------
+
+
+@backlog_app.command("create")
+def create(
+    ctx: typer.Context,
+    title: Annotated[str, typer.Option("--title", help="What to do (required).")],
+    card_id: Annotated[str | None, typer.Option("--id", help="Stable id [default: new].")] = None,
+    body: Annotated[str, typer.Option("--body", help="Details.")] = "",
+    phase: Annotated[str | None, typer.Option("--phase", help="Board lane / milestone.")] = None,
+    priority: Annotated[int, typer.Option("--priority", "-p", help="Higher first.")] = 0,
+    depends_on: Annotated[
+        list[str] | None, typer.Option("--depends-on", "-d", help="Card ids (repeat or a,b).")
+    ] = None,
+    target_agent: Annotated[str | None, typer.Option("--agent", help="Only this agent.")] = None,
+    target_class: Annotated[str | None, typer.Option("--class", help="Only this role.")] = None,
+    acceptance: Annotated[
+        list[str] | None, typer.Option("--acceptance", help="Criterion (JSON or text; repeat).")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option("--idempotency-key", help="A repeat returns the first card.")
+    ] = None,
+    max_attempts: Annotated[int | None, typer.Option("--max-attempts", min=1)] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a ready card."""
+    from fleet_queue.api import new_card_id
+
+    new = NewCard(
+        id=card_id or new_card_id(),
+        title=title,
+        body=body,
+        phase=phase,
+        priority=priority,
+        depends_on=_ids(depends_on),
+        target_agent=target_agent,
+        target_class=target_class,
+        acceptance=_acceptance(acceptance),
+        idempotency_key=idempotency_key,
+        max_attempts=max_attempts,
+    )
+    with open_store(ctx) as store:
+        card = store.create(new)
+    _say(card, f"{card.status.value} (priority {card.priority})", as_json)
+
+
+@backlog_app.command("list")
+def list_cards(
+    ctx: typer.Context,
+    status: Annotated[
+        list[CardStatus] | None, typer.Option("--status", "-s", help="Only these (repeat).")
+    ] = None,
+    phase: Annotated[str | None, typer.Option("--phase")] = None,
+    target_agent: Annotated[str | None, typer.Option("--agent")] = None,
+    target_class: Annotated[str | None, typer.Option("--class")] = None,
+    ready_only: Annotated[
+        bool, typer.Option("--ready-only", help="Ready and every dependency done.")
+    ] = False,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1)] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List cards, best first (priority, then age)."""
+    with open_store(ctx) as store:
+        cards = store.list(
+            status=status or None,
+            phase=phase,
+            target_agent=target_agent,
+            target_class=target_class,
+            ready_only=ready_only,
+            limit=limit,
+        )
+    emit(
+        [c.to_dict() for c in cards],
+        as_json,
+        lambda: print_table([_row(c) for c in cards], CARD_COLUMNS),
+    )
+
+
+@backlog_app.command("show")
+def show(ctx: typer.Context, card_id: str, as_json: JsonFlag = False) -> None:
+    """One card with its events."""
+    with open_store(ctx) as store:
+        card = store.get(card_id)
+        history = store.events(card_id=card_id)
+        dependents = store.dependents(card_id)
+    data = {
+        **card.to_dict(),
+        "dependents": dependents,
+        "events": [e.to_dict() for e in history],
+    }
+
+    def render() -> None:
+        rows = [{"field": k, "value": v} for k, v in card.to_dict().items() if v not in (None, "")]
+        rows.append({"field": "dependents", "value": ", ".join(dependents) or None})
+        print_table(rows, ["field", "value"], title=f"card {card.id}")
+        print_table(
+            [e.to_dict() for e in history], ["at", "kind", "agent", "host", "token", "detail"]
+        )
+
+    emit(data, as_json, render)
+
+
+@backlog_app.command("claim")
+def claim(
+    ctx: typer.Context,
+    agent: Annotated[str, typer.Option("--agent", "--owner", help="Who takes the lease.")],
+    agent_class: Annotated[str | None, typer.Option("--class", help="The agent's role.")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="[default: FLEET_HOST]")] = None,
+    ttl: Ttl = None,
+    card_id: Annotated[str | None, typer.Option("--id", help="Claim this card.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Lease the best ready card for an agent (or --id); prints null/nothing when none."""
+    settings = settings_of(ctx)
+    with open_store(ctx) as store:
+        got = store.claim(
+            agent,
+            agent_class,
+            host or settings.host,
+            settings.lease_ttl if ttl is None else ttl,
+            card_id=card_id,
+        )
+    if got is None:
+        emit(None, as_json, lambda: console.print("nothing ready to claim"))
+        return
+    emit(
+        got.to_dict(),
+        as_json,
+        lambda: console.print(
+            f"{got.card.id}: claimed by {got.agent} token {got.token}"
+            f" until {got.expires_at:%Y-%m-%d %H:%M:%S}Z"
+        ),
+    )
+
+
+@backlog_app.command("renew")
+def renew(
+    ctx: typer.Context, card_id: str, token: TokenOpt, ttl: Ttl = None, as_json: JsonFlag = False
+) -> None:
+    """Extend a lease (only with its current token)."""
+    settings = settings_of(ctx)
+    with open_store(ctx) as store:
+        card = store.renew(card_id, token, settings.lease_ttl if ttl is None else ttl)
+    assert card.lease_expires_at is not None
+    _say(card, f"lease renewed until {card.lease_expires_at:%Y-%m-%d %H:%M:%S}Z", as_json)
+
+
+@backlog_app.command("reclaim")
+def reclaim(
+    ctx: typer.Context,
+    card_id: Annotated[str | None, typer.Option("--id", help="Reclaim this card now.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Return expired leases to ready (or failed at max attempts); --id forces one card."""
+    with open_store(ctx) as store:
+        done = [store.reclaim_card(card_id)] if card_id else store.reclaim_expired()
+    rows = [r.to_dict() for r in done]
+    emit(
+        rows,
+        as_json,
+        lambda: (
+            print_table(rows, ["card_id", "outcome", "agent", "host", "token", "reason"])
+            if rows
+            else console.print("no expired leases")
+        ),
+    )
+
+
+@backlog_app.command("link")
+def link(
+    ctx: typer.Context,
+    card_id: Annotated[str, typer.Argument(help="The card that waits.")],
+    depends_on: Annotated[str, typer.Argument(help="The card it waits for.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Make CARD_ID depend on DEPENDS_ON (a cycle is refused)."""
+    with open_store(ctx) as store:
+        card = store.link(card_id, depends_on)
+    _say(card, f"depends on {', '.join(card.depends_on)}", as_json)
+
+
+@backlog_app.command("block")
+def block(
+    ctx: typer.Context,
+    card_id: str,
+    reason: Annotated[str, typer.Option("--reason", "-r")] = "blocked by operator",
+    as_json: JsonFlag = False,
+) -> None:
+    """Park a card: it is never claimed until unblocked (a live lease ends)."""
+    with open_store(ctx) as store:
+        card = store.block(card_id, reason)
+    _say(card, "blocked", as_json)
+
+
+@backlog_app.command("unblock")
+def unblock(ctx: typer.Context, card_id: str, as_json: JsonFlag = False) -> None:
+    """Return a blocked (or failed) card to ready."""
+    with open_store(ctx) as store:
+        card = store.unblock(card_id)
+    _say(card, "ready", as_json)
+
+
+@backlog_app.command("complete")
+def complete(
+    ctx: typer.Context,
+    card_id: str,
+    token: TokenOpt,
+    result: Annotated[str | None, typer.Option("--result", help="What came of it.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Mark a card done (only with its current token)."""
+    with open_store(ctx) as store:
+        card = store.complete(card_id, token, result)
+    _say(card, "done", as_json)
+
+
+@backlog_app.command("fail")
+def fail(
+    ctx: typer.Context,
+    card_id: str,
+    token: TokenOpt,
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why it cannot be finished.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Mark a card failed (only with its current token)."""
+    with open_store(ctx) as store:
+        card = store.fail(card_id, token, reason)
+    _say(card, f"failed: {card.reason}", as_json)
+
+
+@backlog_app.command("stats")
+def stats(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Counts by status, oldest ready age, expired leases, last-minute throughput."""
+    with open_store(ctx) as store:
+        data = store.stats()
+
+    def render() -> None:
+        rows = [{"what": k, "value": v} for k, v in data["counts"].items()]
+        rows += [{"what": k, "value": v} for k, v in data.items() if k not in {"counts", "now"}]
+        print_table(rows, ["what", "value"], title=f"backlog of {data['tenant']}")
+
+    emit(data, as_json, render)
+
+
+@backlog_app.command("events")
+def events(
+    ctx: typer.Context,
+    card_id: Annotated[str | None, typer.Option("--card", help="Only this card.")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="Only this kind.")] = None,
+    since: Annotated[
+        float | None, typer.Option("--since", help="Only the last N seconds.", min=0)
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Newest N.")] = 100,
+    as_json: JsonFlag = False,
+) -> None:
+    """The audit trail, oldest first."""
+    with open_store(ctx) as store:
+        start = None
+        if since is not None:
+            from datetime import timedelta
+
+            start = store.now() - timedelta(seconds=since)
+        found = store.events(card_id=card_id, kind=kind, since=start, limit=limit)
+    rows = [e.to_dict() for e in found]
+    emit(
+        rows,
+        as_json,
+        lambda: print_table(
+            rows, ["id", "at", "card_id", "kind", "agent", "host", "token", "detail"]
+        ),
+    )
+
+
+@backlog_app.command("import")
+def import_cards(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="YAML list, .jsonl, or a goals file.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Create every card of a file in one transaction (all or none)."""
+    cards = load_cards(path)
+    with open_store(ctx) as store:
+        if len(cards) >= PROGRESS_FROM and not as_json:
+            result = _import_with_progress(store, cards)
+        else:
+            result = store.create_many(cards)
+    emit(
+        result.to_dict(),
+        as_json,
+        lambda: console.print(
+            f"imported {result.created} card(s)"
+            + (f"; {len(result.existing)} already there by key" if result.existing else "")
+        ),
+    )
+
+
+def _import_with_progress(store: CardStore, cards: list[NewCard]) -> Any:
+    columns = (
+        TextColumn("importing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        task = progress.add_task("import", total=len(cards))
+        return store.create_many(cards, progress=lambda n: progress.advance(task, n))
+
+
+# --- card: the agent's short form ----------------------------------------------------------
+
+
+@card_app.command("done")
+def card_done(
+    ctx: typer.Context,
+    card_id: str,
+    token: TokenOpt,
+    result: Annotated[str | None, typer.Option("--result", help="What came of it.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Report a card finished: exit 0 done, 4 stale token, 3 unknown card."""
+    complete(ctx, card_id, token, result, as_json)
+
+
+@card_app.command("fail")
+def card_fail(
+    ctx: typer.Context,
+    card_id: str,
+    token: TokenOpt,
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why it cannot be finished.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Report a card that cannot be finished: exit 0, 4 stale token, 3 unknown card."""
+    fail(ctx, card_id, token, reason, as_json)
+
+
+# --- db -------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Apply the store's migrations up to head."""
+    from fleet_queue.settings import mask_url
+    from fleet_queue.store import migrate
+    from fleet_queue.store.engine import make_engine
+
+    settings = settings_of(ctx)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        before = migrate.current_revision(engine)
+        after = migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    data = {"database": mask_url(settings.effective_database_url), "from": before, "to": after}
+    emit(data, as_json, lambda: console.print(f"schema {before or 'empty'} -> {after}"))
+
+
+@db_app.command("current")
+def db_current(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Show the schema revision of the store (without changing it)."""
+    from fleet_queue.settings import mask_url
+    from fleet_queue.store import migrate
+    from fleet_queue.store.engine import make_engine
+
+    settings = settings_of(ctx)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        current = migrate.current_revision(engine)
+    finally:
+        engine.dispose()
+    head = migrate.head_revision()
+    data = {
+        "database": mask_url(settings.effective_database_url),
+        "current": current,
+        "head": head,
+        "up_to_date": current == head,
+    }
+    emit(
+        data,
+        as_json,
+        lambda: console.print(
+            f"{current or 'empty'} (head {head}"
+            + (")" if current == head else "; run `fleet db upgrade`)")
+        ),
+    )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this group's commands to the root app."""
+    """Add ``backlog``, ``card`` and ``db`` to the root app."""
+    app.add_typer(backlog_app, name="backlog")
+    app.add_typer(card_app, name="card")
+    app.add_typer(db_app, name="db")

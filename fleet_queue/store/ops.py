@@ -470,6 +470,21 @@ class CardStore:
         with self._read() as conn:
             return card_from_row(self._must(conn, card_id))
 
+    def now(self) -> datetime:
+        """The database's clock (the one leases expire by)."""
+        with self._read() as conn:
+            value = epoch_to_datetime(self._now(conn))
+        assert value is not None
+        return value
+
+    def lease_owners(self) -> set[str]:
+        """Agents that hold a lease right now (claimed cards), for the supervisor's tick."""
+        stmt = sa.select(cards.c.lease_owner).where(
+            cards.c.tenant_id == self.tenant, cards.c.status == CLAIMED
+        )
+        with self._read() as conn:
+            return {owner for owner in conn.execute(stmt).scalars() if owner}
+
     def dependents(self, card_id: str) -> list[str]:
         """Ids of the cards that depend on ``card_id``."""
         stmt = sa.select(card_deps.c.card_id).where(
