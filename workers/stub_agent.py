@@ -16,7 +16,8 @@ logging the command and its exit code (``{"kind": "command", ...}``).
 Each option also comes from the environment (so a roster's ``env:`` can set it):
 FLEET_STUB_WORK, FLEET_STUB_MODE, FLEET_STUB_LOG. Modes: ``ok`` completes the
 card; ``fail`` runs ``card fail … --reason``; ``hang`` stays busy forever, still
-heartbeating; ``exit`` exits (code 3) as soon as a card arrives.
+heartbeating; ``exit`` exits (code 3) as soon as a card arrives; ``wedge`` freezes
+on a card (no more heartbeats, no more input read), like a hung runtime.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from typing import Any
 from workers.heartbeat import beat
 
 CARD_RE = re.compile(r"fleet card done (\S+) --token (\d+)")
-MODES = ("ok", "fail", "hang", "exit")
+MODES = ("ok", "fail", "hang", "exit", "wedge")
 PASTE_START = b"\x1b[200~"
 PASTE_END = b"\x1b[201~"
 EXIT_ON_CARD = 3
@@ -162,6 +163,7 @@ class StubAgent:
         self.cards: queue.Queue[tuple[str, str]] = queue.Queue()
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self.wedged = False
 
     def record(self, kind: str, **fields: Any) -> None:
         entry = {"ts": datetime.now(UTC).isoformat(), "kind": kind, **fields}
@@ -179,10 +181,11 @@ class StubAgent:
 
     def set_status(self, status: str, card: str | None) -> None:
         self.status, self.card = status, card
-        beat(self.run_dir, self.agent, status=status, card=card)
+        if not self.wedged:
+            beat(self.run_dir, self.agent, status=status, card=card)
 
     def heartbeat_loop(self) -> None:
-        while True:
+        while not self.wedged:
             beat(self.run_dir, self.agent, status=self.status, card=self.card)
             self._wake.wait(self.interval)
             self._wake.clear()
@@ -200,6 +203,10 @@ class StubAgent:
             if self.mode == "exit":
                 self.record("exit", card=match.group(1))
                 raise SystemExit(EXIT_ON_CARD)
+            if self.mode == "wedge":
+                self.record("wedge", card=match.group(1))
+                self.wedged = True
+                threading.Event().wait()
             self.cards.put((match.group(1), match.group(2)))
         self.prompt()
 
