@@ -91,7 +91,7 @@ ANALYZE_AFTER = 5000
 """A bulk create at least this big refreshes PostgreSQL's statistics of the cards table."""
 
 _CARD_COLUMNS = [c for c in cards.c if c.name not in {"seq", "route"}]
-_CARD_SELECT = sa.select(*_CARD_COLUMNS)
+_CARD_SELECT = sa.select(cards.c.seq, *_CARD_COLUMNS)
 _EVENT_COLUMNS = list(events.c)
 
 # --- prebuilt hot-path statements (compiled once, cached by SQLAlchemy) ------------------
@@ -520,7 +520,10 @@ class CardStore:
 
     def claim_batch(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
         """Lease at most one card to each requesting agent, all in one transaction."""
-        unique = list({r.agent: r for r in reversed(requests)}.values())[::-1]
+        first: dict[str, ClaimRequest] = {}
+        for request in requests:
+            first.setdefault(request.agent, request)
+        unique = list(first.values())
         for request in unique:
             _check_ttl(request.lease_ttl)
         if not unique:
