@@ -11,9 +11,12 @@ from typing import Protocol
 
 
 class CardLike(Protocol):
-    id: str
-    title: str
-    body: str
+    @property
+    def id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def body(self) -> str: ...
 
 
 def render_card(card: CardLike, token: int, acceptance: object | None = None) -> str:

@@ -29,7 +29,7 @@ BEAT_LOCK_SECONDS = 30
 def make_celery(settings: Settings) -> Celery:
     app = Celery("fleet_queue", set_as_current=False)
     app.config_from_object(celery_config(settings))
-    app.fleet = FleetContext(settings)  # type: ignore[attr-defined]
+    app.fleet = FleetContext(settings)
     register_control_tasks(app)
     register_host_tasks(app)
     return app

@@ -38,7 +38,7 @@ class FleetContext:
         if self._pid != os.getpid():
             self._pid = os.getpid()
             if self._store is not None:
-                self._store.dispose()
+                self._store.close()
             self._store = None
             self._redis = None
             self.extras.clear()
@@ -78,6 +78,6 @@ class FleetContext:
         """Drop pooled connections (a forked child must not share its parent's)."""
         with self._lock:
             if self._store is not None:
-                self._store.dispose()
+                self._store.close()
             self._store = None
             self._redis = None

@@ -48,8 +48,7 @@ def demo_roster(work_seconds: float) -> dict[str, Any]:
         "version": 1,
         "preset": "local-canary",
         "agents": [
-            {"name": name, "runtime": "stub", "class": cls, "env": env}
-            for name, cls in DEMO_AGENTS
+            {"name": name, "runtime": "stub", "class": cls, "env": env} for name, cls in DEMO_AGENTS
         ],
     }
 
@@ -126,7 +125,7 @@ def run_demo(work_seconds: float = 0.5, timeout: float = 180.0, quiet: bool = Fa
     write_demo_roster(settings, work_seconds)
     started = time.monotonic()
     with running_fleet(settings) as (store, _procs):
-        store.bulk_create(demo_cards())
+        store.create_many(demo_cards())
         from fleet_queue.nudge import nudge_tick
 
         nudge_tick(settings, reason="demo")
@@ -141,7 +140,10 @@ def wait_for_cards(store: CardStore, total: int, timeout: float, quiet: bool) ->
 
     deadline = time.monotonic() + timeout
     with Progress(
-        TextColumn("[bold]cards"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+        TextColumn("[bold]cards"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
         disable=quiet,
     ) as progress:  # fmt: skip
         bar = progress.add_task("", total=total)
@@ -155,7 +157,7 @@ def wait_for_cards(store: CardStore, total: int, timeout: float, quiet: bool) ->
 
 
 def status_counts(store: CardStore) -> dict[str, int]:
-    by_status: dict[str, int] = store.stats()["by_status"]
+    by_status: dict[str, int] = store.stats()["counts"]
     return {key: value for key, value in by_status.items() if value}
 
 

@@ -72,3 +72,7 @@ class BrokerError(FleetError):
     """The broker is not reachable."""
 
     exit_code = 6
+
+
+class AgentBusyError(DeliveryError):
+    """The agent's pane is busy; nothing was typed."""

@@ -30,8 +30,9 @@ def nudge_tick(settings: Settings, celery: Any | None = None, reason: str = "") 
 
     try:
         client = redis_client(settings, timeout=0.5)
-        if not client.set(redis_key(settings.tenant, NUDGE_KEY), reason or "1", nx=True,
-                          px=NUDGE_TTL_MS):
+        if not client.set(
+            redis_key(settings.tenant, NUDGE_KEY), reason or "1", nx=True, px=NUDGE_TTL_MS
+        ):
             return False
         app = celery if celery is not None else _app()
         app.send_task(

@@ -76,14 +76,21 @@ def claim_requests(
     ]
 
 
-def run_tick(store: CardStore, roster: Roster, settings: Settings, dispatch: Dispatch) -> TickResult:
+def leased_agents(store: CardStore) -> set[str]:
+    """Agents holding an open lease: busy, whatever their last heartbeat said."""
+    return {card.lease_owner for card in store.list(status="claimed") if card.lease_owner}
+
+
+def run_tick(
+    store: CardStore, roster: Roster, settings: Settings, dispatch: Dispatch
+) -> TickResult:
     """One pass; never dispatches while the fleet is paused."""
     started = time.perf_counter()
     result = TickResult()
     if store.pause_state().paused:
         result.paused = True
         return result
-    agents = available_agents(roster, store.agent_statuses(), store.leased_agents(), settings)
+    agents = available_agents(roster, store.agent_statuses(), leased_agents(store), settings)
     result.candidates = len(agents)
     if agents:
         for claim in store.claim_batch(claim_requests(agents, roster, settings.lease_ttl)):

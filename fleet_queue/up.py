@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -54,7 +54,7 @@ def running_fleet(
         processes.stop()
         if not keep_agents:
             stop_agents(settings, roster, names)
-        store.dispose()
+        store.close()
 
 
 @contextmanager
@@ -65,11 +65,9 @@ def stop_on_signals() -> Iterator[threading.Event]:
     def handler(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.signal(sig, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stop
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old)  # type: ignore[arg-type]
+            signal.signal(sig, old)

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from fleet_queue.errors import DeliveryError, HostError, RosterError
+from fleet_queue.errors import AgentBusyError, DeliveryError, HostError, RosterError
 from fleet_queue.roster import Roster
 from fleet_queue.sanitize import sanitize_text
 from fleet_queue.settings import Settings
@@ -210,12 +210,12 @@ class Deliverer:
             and hb.status == "busy"
             and is_healthy(hb, self.settings.heartbeat_interval)
         ):
-            raise DeliveryError(
+            raise AgentBusyError(
                 f"agent {agent!r} is busy (heartbeat busy, card {hb.card or '-'}); use --force"
             )
         idle = time.time() - state.activity
         if idle < self.busy_window:
-            raise DeliveryError(
+            raise AgentBusyError(
                 f"agent {agent!r} is busy (pane output changed {max(idle, 0):.1f}s ago);"
                 " use --force"
             )

@@ -13,15 +13,16 @@ from typing import TYPE_CHECKING, Any
 from celery import Celery, Task
 
 from fleet_queue.card_text import render_card
-from fleet_queue.errors import DeliveryError, FleetError, NotFoundError
+from fleet_queue.errors import AgentBusyError, DeliveryError, FleetError, NotFoundError
 from fleet_queue.nudge import nudge_tick
 from fleet_queue.pause import dispatch_allowed
 from fleet_queue.queues import DELIVER_TASK, HOST_STATUS_TASK, redis_key
 
 if TYPE_CHECKING:
-    from fleet_queue.cards import Card
+    from fleet_queue.cards import AgentStatus, Card
     from fleet_queue.context import FleetContext
     from workers.delivery import Deliverer
+    from workers.probe import AgentProbe
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,11 @@ log = logging.getLogger(__name__)
 def _ctx(task: Task) -> FleetContext:
     context: FleetContext = task.app.fleet
     return context
+
+
+DISPATCH_BUSY_WINDOW = 0.5
+"""A pane quiet this long after its agent closed a card has settled; the lease, not the
+output, says the agent is free, so dispatch waits less than an operator's send does."""
 
 
 def deliverer_for(ctx: FleetContext) -> Deliverer:
@@ -40,7 +46,7 @@ def deliverer_for(ctx: FleetContext) -> Deliverer:
     if current is None or ctx.extras.get("deliverer_roster") is not roster:
         if current is not None:
             current.close()
-        current = Deliverer(ctx.settings, roster)
+        current = Deliverer(ctx.settings, roster, busy_window=DISPATCH_BUSY_WINDOW)
         ctx.extras["deliverer"] = current
         ctx.extras["deliverer_roster"] = roster
     deliverer: Deliverer = current
@@ -88,12 +94,34 @@ def deliver(task: Task, card_id: str, token: int, agent: str) -> dict[str, Any]:
         receipt = deliverer_for(ctx).deliver(
             agent, text, source=f"{ctx.settings.host}:fleet", verify=True
         )
+    except AgentBusyError as exc:
+        return wait_for_quiet_pane(task, ctx, card_id, token, str(exc))
     except DeliveryError as exc:
         store.release(card_id, token, f"delivery failed: {exc}")
         nudge_tick(ctx.settings, task.app, reason="released")
         return {"released": str(exc)}
     store.mark_delivered(card_id, token)
     return {"delivered": card_id, "agent": agent, "token": token, "ms": receipt.ms}
+
+
+BUSY_RETRY_SECONDS = 0.25
+BUSY_RETRY_BUDGET = 60.0
+
+
+def wait_for_quiet_pane(
+    task: Task, ctx: FleetContext, card_id: str, token: int, why: str
+) -> dict[str, Any]:
+    """Nothing was typed: keep the claim and try again shortly, within the lease.
+
+    An agent that just closed its last card is still printing; that is not a
+    reason to give the card up and count an attempt. After the budget, release.
+    """
+    ctx.redis.delete(redis_key(ctx.settings.tenant, f"typed:{card_id}:{token}"))
+    budget = min(BUSY_RETRY_BUDGET, ctx.settings.lease_ttl * 0.5)
+    if task.request.retries * BUSY_RETRY_SECONDS < budget:
+        raise task.retry(countdown=BUSY_RETRY_SECONDS, max_retries=None)
+    ctx.store.release(card_id, token, f"delivery gave up: {why}")
+    return {"released": why}
 
 
 def _drop(ctx: FleetContext, card_id: str, token: int, agent: str, why: str) -> None:
@@ -104,12 +132,26 @@ def _drop(ctx: FleetContext, card_id: str, token: int, agent: str, why: str) -> 
         log.warning("could not record the drop of %s", card_id)
 
 
+def as_status(probe: AgentProbe) -> AgentStatus:
+    """The store's row for what the probe saw; ``ps`` extras stay on the host."""
+    from fleet_queue.cards import AgentStatus
+
+    return AgentStatus(
+        tenant_id=probe.tenant_id, host=probe.host, agent=probe.agent, runtime=probe.runtime,
+        agent_class=probe.agent_class, heartbeat_at=probe.heartbeat_at, health=probe.health,
+        heartbeat_status=probe.heartbeat_status, pane_alive=bool(probe.pane_alive),
+        pid=probe.pid, pane_command=probe.pane_command, idle_seconds=probe.idle_seconds,
+        readiness=probe.readiness,  # type: ignore[arg-type]
+        current_card=probe.current_card, updated_at=probe.updated_at,
+    )  # fmt: skip
+
+
 def collect_status(task: Task) -> dict[str, Any]:
     """Probe this host's agents into the store; nudge a tick when one becomes available."""
     from workers.probe import probe_agents
 
     ctx = _ctx(task)
-    rows = probe_agents(ctx.settings, ctx.roster)
+    rows = [as_status(probe) for probe in probe_agents(ctx.settings, ctx.roster)]
     ctx.store.upsert_agent_statuses(rows)
     previous: dict[str, str] = ctx.extras.setdefault("readiness", {})
     became_available = [

@@ -48,23 +48,9 @@ for _module in (config_cmd, roster_cmd, backlog_cmd, host_cmd, dispatch_cmd, sys
 
 
 def main() -> None:
-    """Entry point of the ``fleet`` script."""
+    """Entry point of the ``fleet`` script: Click handles usage errors, we handle ours."""
     try:
-        app(standalone_mode=False)
+        app()
     except FleetError as exc:
         typer.echo(f"fleet: {exc.message}", err=True)
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("fleet: aborted", err=True)
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        from click import ClickException
-
-        if isinstance(exc, ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

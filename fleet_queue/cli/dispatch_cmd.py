@@ -1,4 +1,4 @@
-"""Processes and flow control: ``up``, ``worker``, ``beat``, ``flower``, ``demo``, ``pause``, ``resume``."""
+"""Processes and flow control: ``up``, ``worker``, ``beat``, ``flower``, ``demo``, ``pause``."""
 
 from __future__ import annotations
 
@@ -91,8 +91,10 @@ def summary_table(store: object, restarted: list[str]) -> Table:
             row.agent, row.host, row.readiness, row.current_card or "",
             "ok" if row.health else "stale",
         )  # fmt: skip
-    counts = ", ".join(f"{k}={v}" for k, v in stats.get("by_status", {}).items()) or "no cards"
-    table.caption = f"cards: {counts}" + (f" | restarted: {', '.join(restarted)}" if restarted else "")
+    counts = ", ".join(f"{k}={v}" for k, v in stats.get("counts", {}).items()) or "no cards"
+    table.caption = f"cards: {counts}" + (
+        f" | restarted: {', '.join(restarted)}" if restarted else ""
+    )
     return table
 
 
@@ -142,7 +144,7 @@ def demo(
     timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 180.0,
     as_json: JsonFlag = False,
 ) -> None:
-    """Run a stub fleet end to end in a temporary home and report; exit 0 when all cards are done."""
+    """Run a stub fleet end to end in a temporary home; exit 0 when every card is done."""
     from fleet_queue.demo import run_demo
 
     report = run_demo(work_seconds=work, timeout=timeout, quiet=as_json)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import time
 
 import pytest
@@ -13,7 +12,7 @@ from fleet_queue.cards import NewCard
 from fleet_queue.celery_app import make_celery
 from fleet_queue.cli import app as cli
 from fleet_queue.queues import DELIVER_TASK, host_queue
-from tests.support.fleet import Fleet, fleet_settings, running_fleet, stub_roster
+from tests.support.fleet import Fleet, running_fleet, stub_roster
 from tests.support.poll import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -34,7 +33,7 @@ def test_dependencies_complete_in_order(team: Fleet) -> None:
         NewCard(id="c", title="third", depends_on=("b",)),
         NewCard(id="d", title="last", depends_on=("b", "c")),
     ]
-    team.store.bulk_create(cards)
+    team.store.create_many(cards)
     all_done(team, ["a", "b", "c", "d"])
     got = {card.id: team.store.get(card.id) for card in cards}
     for before, after in (("a", "b"), ("b", "c"), ("c", "d")):
@@ -65,8 +64,12 @@ def test_role_matching(team: Fleet) -> None:
 
 def test_pause_stops_dispatch_and_resume_restarts(team: Fleet) -> None:
     runner = CliRunner()
-    env = {"FLEET_HOME": str(team.settings.home), "FLEET_BROKER_URL": str(team.settings.broker_url),
-           "FLEET_HOST": team.settings.host, "FLEET_TMUX_SOCKET": team.settings.tmux_socket}
+    env = {
+        "FLEET_HOME": str(team.settings.home),
+        "FLEET_BROKER_URL": str(team.settings.broker_url),
+        "FLEET_HOST": team.settings.host,
+        "FLEET_TMUX_SOCKET": team.settings.tmux_socket,
+    }
     result = runner.invoke(cli, ["pause", "--reason", "maintenance"], env=env)
     assert result.exit_code == 0, result.output
     team.store.create(NewCard(id="p1", title="wait for resume"))
@@ -91,8 +94,11 @@ def test_same_delivery_message_twice_types_once(team: Fleet) -> None:
         token = claim.token
     app = make_celery(team.settings)
     for _ in range(2):
-        app.send_task(DELIVER_TASK, args=("dup", token, "c0"),
-                      queue=host_queue(team.settings.tenant, "testhost"))
+        app.send_task(
+            DELIVER_TASK,
+            args=("dup", token, "c0"),
+            queue=host_queue(team.settings.tenant, "testhost"),
+        )
     all_done(team, ["dup"])
     time.sleep(1.0)  # let the second message be consumed and dropped
     assert team.deliveries_of("dup") == 1
@@ -102,12 +108,15 @@ def test_same_delivery_message_twice_types_once(team: Fleet) -> None:
 
 def test_kill9_worker_during_delivery_delivers_exactly_once(e2e_settings, broker) -> None:  # type: ignore[no-untyped-def]
     settings = e2e_settings.model_copy(update={"lease_ttl": 4.0})
-    roster = stub_roster([("lead", "orchestrator"), ("enh", "enhancer"), ("c0", "implementer")],
-                         env={"FLEET_STUB_WORK": "0.2"})
+    roster = stub_roster(
+        [("lead", "orchestrator"), ("enh", "enhancer"), ("c0", "implementer")],
+        env={"FLEET_STUB_WORK": "0.2"},
+    )
     with running_fleet(settings, roster) as fleet:
         fleet.store.create(NewCard(id="k1", title="survive a crash", target_agent="c0"))
-        wait_until(lambda: fleet.status("k1") != "ready", timeout=20, interval=0.002,
-                   what="k1 claimed")
+        wait_until(
+            lambda: fleet.status("k1") != "ready", timeout=20, interval=0.002, what="k1 claimed"
+        )
         fleet.kill_worker()  # kill -9 while the delivery is in flight
         claimed = fleet.store.get("k1")
         fleet.restart_worker()  # what `fleet up` does for a dead child
@@ -119,14 +128,25 @@ def test_kill9_worker_during_delivery_delivers_exactly_once(e2e_settings, broker
 
 def test_restart_redis_mid_run_loses_no_card(e2e_settings, broker) -> None:  # type: ignore[no-untyped-def]
     settings = e2e_settings.model_copy(update={"lease_ttl": 6.0})
-    roster = stub_roster([("lead", "orchestrator"), ("enh", "enhancer"), ("c0", "implementer"),
-                          ("c1", "implementer")], env={"FLEET_STUB_WORK": "0.1"})
+    roster = stub_roster(
+        [
+            ("lead", "orchestrator"),
+            ("enh", "enhancer"),
+            ("c0", "implementer"),
+            ("c1", "implementer"),
+        ],
+        env={"FLEET_STUB_WORK": "0.1"},
+    )
     with running_fleet(settings, roster) as fleet:
         ids = [f"r{i}" for i in range(12)]
-        fleet.store.bulk_create([NewCard(id=i, title="keep me", target_class="implementer")
-                                 for i in ids])
-        wait_until(lambda: sum(fleet.status(i) == "done" for i in ids) >= 2, timeout=30,
-                   what="a couple of cards done")
+        fleet.store.create_many(
+            [NewCard(id=i, title="keep me", target_class="implementer") for i in ids]
+        )
+        wait_until(
+            lambda: sum(fleet.status(i) == "done" for i in ids) >= 2,
+            timeout=30,
+            what="a couple of cards done",
+        )
         broker.stop()
         time.sleep(2.0)
         broker.start()
@@ -158,13 +178,24 @@ def test_demo_runs_to_completion_on_the_embedded_broker(tmp_path) -> None:  # ty
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
     proc = subprocess.run(
-        [sys.executable, "-m", "fleet_queue", "demo", "--json", "--work", "0.1", "--timeout", "120"],
-        capture_output=True, text=True, env=env, timeout=200,
+        [
+            sys.executable,
+            "-m",
+            "fleet_queue",
+            "demo",
+            "--json",
+            "--work",
+            "0.1",
+            "--timeout",
+            "120",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=200,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = json.loads(proc.stdout)
     assert report["ok"] is True
     assert report["cards"] == {"done": 8}
     assert report["deliveries"] == 8
-
-

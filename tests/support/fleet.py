@@ -19,15 +19,22 @@ from fleet_queue.store import CardStore
 from tests.support.poll import wait_until
 
 
-def stub_roster(agents: list[tuple[str, str]], env: dict[str, str] | None = None,
-                per_agent_env: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+def stub_roster(
+    agents: list[tuple[str, str]],
+    env: dict[str, str] | None = None,
+    per_agent_env: dict[str, dict[str, str]] | None = None,
+) -> dict[str, Any]:
     per_agent_env = per_agent_env or {}
     return {
         "version": 1,
         "preset": "minimal",
         "agents": [
-            {"name": name, "runtime": "stub", "class": cls,
-             "env": {**(env or {}), **per_agent_env.get(name, {})}}
+            {
+                "name": name,
+                "runtime": "stub",
+                "class": cls,
+                "env": {**(env or {}), **per_agent_env.get(name, {})},
+            }
             for name, cls in agents
         ],
     }
@@ -62,8 +69,11 @@ class Fleet:
         return str(self.store.get(card_id).status)
 
     def wait_status(self, card_id: str, status: str, timeout: float = 30.0) -> None:
-        wait_until(lambda: self.status(card_id) == status, timeout=timeout,
-                   what=f"{card_id} to be {status} (is {self.status(card_id)})")
+        wait_until(
+            lambda: self.status(card_id) == status,
+            timeout=timeout,
+            what=f"{card_id} to be {status} (is {self.status(card_id)})",
+        )
 
     def kill_worker(self) -> None:
         proc = self.processes.child("worker").process
@@ -78,9 +88,16 @@ class Fleet:
 
 def fleet_settings(home: Path, broker_url: str | None, socket: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "home": home, "broker_url": broker_url, "tmux_socket": socket, "host": "testhost",
-        "heartbeat_interval": 0.5, "tick_interval": 1.0, "reclaim_interval": 1.0,
-        "host_status_interval": 0.5, "lease_ttl": 30.0, "max_attempts": 3,
+        "home": home,
+        "broker_url": broker_url,
+        "tmux_socket": socket,
+        "host": "testhost",
+        "heartbeat_interval": 0.5,
+        "tick_interval": 1.0,
+        "reclaim_interval": 1.0,
+        "host_status_interval": 0.5,
+        "lease_ttl": 30.0,
+        "max_attempts": 3,
     }
     values.update(overrides)
     return Settings(**values)
@@ -116,16 +133,19 @@ def running_fleet(settings: Settings, roster_data: dict[str, Any]) -> Iterator[F
         assert wait_for_worker(settings, timeout=60), _logs(settings)
         fleet = Fleet(settings=settings, roster=roster, store=store, processes=processes)
         wait_until(
-            lambda: len([s for s in store.agent_statuses() if s.readiness == "available"])
-            == len(roster.agents),
-            timeout=30, what="every stub agent to be reported available",
+            lambda: (
+                len([s for s in store.agent_statuses() if s.readiness == "available"])
+                == len(roster.agents)
+            ),
+            timeout=30,
+            what="every stub agent to be reported available",
         )
         yield fleet
     finally:
         processes.stop()
         stop_agents(settings, roster, roster.names())
         subprocess.run(["tmux", "-L", settings.tmux_socket, "kill-server"], capture_output=True)
-        store.dispose()
+        store.close()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
