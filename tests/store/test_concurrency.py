@@ -31,8 +31,9 @@ def _claim_all(url: str, agent: str, batch: bool) -> list[tuple[str, int]]:
 
 def test_eight_processes_claim_each_card_exactly_once(store_url: str) -> None:
     with CardStore(store_url, tenant="race", host="h") as store:
-        store.create_many(NewCard(id=f"c{i:04d}", title=f"card {i}", priority=i % 5)
-                          for i in range(CARDS))
+        store.create_many(
+            NewCard(id=f"c{i:04d}", title=f"card {i}", priority=i % 5) for i in range(CARDS)
+        )
     ctx = mp.get_context("spawn")
     with ctx.Pool(CLAIMERS) as pool:
         jobs = [

@@ -61,7 +61,7 @@ def test_duplicate_id_refused(store: CardStore) -> None:
 
 
 def test_unknown_dependency_refused(store: CardStore) -> None:
-    with pytest.raises(NotFoundError, match="unknown card.*nope"):
+    with pytest.raises(NotFoundError, match=r"unknown card.*nope"):
         store.create(new("a", depends_on=("nope",)))
     assert store.list() == []
 
@@ -512,13 +512,28 @@ def test_pause_and_resume(store: CardStore) -> None:
 def test_agent_statuses_upsert(store: CardStore) -> None:
     now = store.now()
     rows = [
-        AgentStatus("t1", "hA", "w1", "claude", "coder", now, True, "ok", True, 10, "claude", 2.5,
-                    "available", None),
+        AgentStatus(
+            "t1",
+            "hA",
+            "w1",
+            "claude",
+            "coder",
+            now,
+            True,
+            "ok",
+            True,
+            10,
+            "claude",
+            2.5,
+            "available",
+            None,
+        ),
         AgentStatus("t1", "hB", "w2", readiness="dead"),
     ]
     store.upsert_agent_statuses(rows)
-    store.upsert_agent_statuses([AgentStatus("t1", "hA", "w1", readiness="working",
-                                             current_card="a", pane_alive=True)])
+    store.upsert_agent_statuses(
+        [AgentStatus("t1", "hA", "w1", readiness="working", current_card="a", pane_alive=True)]
+    )
     got = store.agent_statuses()
     assert [(a.host, a.agent, a.readiness) for a in got] == [
         ("hA", "w1", "working"),

@@ -15,7 +15,8 @@ import uuid
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
@@ -40,7 +41,10 @@ def machine_for(url: str) -> type[RuleBasedStateMachine]:
         def __init__(self) -> None:
             super().__init__()
             self.store = CardStore(
-                url, tenant=f"t{uuid.uuid4().hex[:10]}", host="h", engine=shared.engine,
+                url,
+                tenant=f"t{uuid.uuid4().hex[:10]}",
+                host="h",
+                engine=shared.engine,
                 migrate_schema=False,
             )
             self.tokens: dict[str, int] = {}
@@ -74,11 +78,15 @@ def machine_for(url: str) -> type[RuleBasedStateMachine]:
             pool = st.sampled_from([*known, "ghost"]) if known else st.just("ghost")
             deps = data.draw(st.lists(pool, max_size=2, unique=True))
             self.refused_changes_nothing(
-                lambda: self.store.create(NewCard(id=card_id, title=card_id, depends_on=tuple(deps)))
+                lambda: self.store.create(
+                    NewCard(id=card_id, title=card_id, depends_on=tuple(deps))
+                )
             )
 
-        @rule(agents=st.lists(st.sampled_from(AGENTS), min_size=1, max_size=3),
-              ttl=st.sampled_from([0.0, 600.0]))
+        @rule(
+            agents=st.lists(st.sampled_from(AGENTS), min_size=1, max_size=3),
+            ttl=st.sampled_from([0.0, 600.0]),
+        )
         def claim(self, agents: list[str], ttl: float) -> None:
             claims = self.store.claim_batch([ClaimRequest(a, None, "h", ttl) for a in agents])
             assert len({c.card.id for c in claims}) == len(claims)
@@ -87,8 +95,11 @@ def machine_for(url: str) -> type[RuleBasedStateMachine]:
                 self.claims[claim.card.id] = self.claims.get(claim.card.id, 0) + 1
                 assert claim.token == self.claims[claim.card.id], "token must grow by one per claim"
 
-        @rule(card_id=st.sampled_from(IDS), op=st.sampled_from(TOKEN_OPS),
-              delta=st.sampled_from([0, 0, -1, 1]))
+        @rule(
+            card_id=st.sampled_from(IDS),
+            op=st.sampled_from(TOKEN_OPS),
+            delta=st.sampled_from([0, 0, -1, 1]),
+        )
         def lease_op(self, card_id: str, op: str, delta: int) -> None:
             card = self.cards().get(card_id)
             token = (card.token if card else 1) + delta
