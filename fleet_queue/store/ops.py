@@ -125,6 +125,12 @@ _TAKE = (
     )
 )
 
+_TAKE_ONE = _TAKE.returning(cards.c.seq, *_CARD_COLUMNS)
+
+_CARDS_BY_SEQ = sa.select(cards.c.seq, *_CARD_COLUMNS).where(
+    cards.c.seq.in_(sa.bindparam("seqs", expanding=True))
+)
+
 _INSERT_EVENT = sa.insert(events).values(at=db_now())
 
 # Which of many lanes hold a claimable card: one statement, one index probe per lane.
@@ -577,10 +583,13 @@ class CardStore:
             {"b_seq": seq, "b_agent": r.agent, "b_host": r.host, "b_ttl": float(r.lease_ttl)}
             for r, seq in picks
         ]
-        tx.conn.execute(_TAKE, params)
-        seqs = [seq for _, seq in picks]
-        stmt = sa.select(cards.c.seq, *_CARD_COLUMNS).where(cards.c.seq.in_(seqs))
-        by_seq = {row["seq"]: card_from_row(row) for row in tx.conn.execute(stmt).mappings()}
+        if len(params) == 1:  # one statement instead of two: the common single claim
+            rows = tx.conn.execute(_TAKE_ONE, params[0]).mappings().all()
+        else:
+            tx.conn.execute(_TAKE, params)
+            seqs = [seq for _, seq in picks]
+            rows = tx.conn.execute(_CARDS_BY_SEQ, {"seqs": seqs}).mappings().all()
+        by_seq = {row["seq"]: card_from_row(row) for row in rows}
         claims: list[Claim] = []
         for request, seq in picks:
             card = by_seq[seq]
