@@ -274,10 +274,7 @@ class HubServers:
         return f"unix://:{self.redis_password}@{self.redis_socket}?db=0"
 
     def local_database_url(self, database: str) -> str:
-        return (
-            f"postgresql+psycopg://postgres@/{database}"
-            f"?host={self.pg_socket_dir}&port={PG_PORT}"
-        )
+        return f"postgresql+psycopg://postgres@/{database}?host={self.pg_socket_dir}&port={PG_PORT}"
 
     def create_database(self, name: str) -> None:
         import psycopg
