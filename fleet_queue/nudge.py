@@ -9,6 +9,7 @@ nudge never raises.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -34,7 +35,7 @@ def nudge_tick(settings: Settings, celery: Any | None = None, reason: str = "") 
             redis_key(settings.tenant, NUDGE_KEY), reason or "1", nx=True, px=NUDGE_TTL_MS
         ):
             return False
-        app = celery if celery is not None else _app()
+        app = celery if celery is not None else app_for(settings)
         app.send_task(
             TICK_TASK,
             queue=control_queue(settings.tenant),
@@ -46,12 +47,35 @@ def nudge_tick(settings: Settings, celery: Any | None = None, reason: str = "") 
         return False
 
 
+NUDGE_KINDS = frozenset(
+    {"created", "done", "failed", "released", "reclaimed", "unblocked", "linked", "resumed"}
+)
+"""Store changes after which a tick may find something new to dispatch."""
+
+
+def nudge_hook(settings: Settings) -> Callable[[str], None]:
+    """The store's ``on_change`` hook: nudge on the kinds that can free work or agents."""
+
+    def hook(kind: str) -> None:
+        if kind in NUDGE_KINDS:
+            nudge_tick(settings, reason=kind)
+
+    return hook
+
+
 def clear_nudge(settings: Settings, client: redis.Redis) -> None:
     """Called by a starting tick: later nudges must queue a new tick."""
     client.delete(redis_key(settings.tenant, NUDGE_KEY))
 
 
-def _app() -> Any:
-    from fleet_queue.celery_app import app
+_apps: dict[tuple[str, str], Any] = {}
 
-    return app
+
+def app_for(settings: Settings) -> Any:
+    """A Celery app for these settings, reused: building one costs milliseconds."""
+    key = (settings.effective_broker_url, settings.tenant)
+    if key not in _apps:
+        from fleet_queue.celery_app import make_celery
+
+        _apps[key] = make_celery(settings)
+    return _apps[key]

@@ -78,7 +78,7 @@ def claim_requests(
 
 def leased_agents(store: CardStore) -> set[str]:
     """Agents holding an open lease: busy, whatever their last heartbeat said."""
-    return {card.lease_owner for card in store.list(status="claimed") if card.lease_owner}
+    return store.lease_owners()
 
 
 def run_tick(

@@ -87,7 +87,6 @@ def register_control_tasks(app: Celery) -> None:
         reclaimed = ctx.store.reclaim_expired()
         if reclaimed:
             log.info("reclaimed %d expired leases", len(reclaimed))
-            nudge_tick(ctx.settings, self.app, reason="reclaim")
         return {"reclaimed": [r.card_id for r in reclaimed]}
 
     @app.task(name=REQUEST_STATUS_TASK, bind=True)

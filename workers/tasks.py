@@ -98,7 +98,6 @@ def deliver(task: Task, card_id: str, token: int, agent: str) -> dict[str, Any]:
         return wait_for_quiet_pane(task, ctx, card_id, token, str(exc))
     except DeliveryError as exc:
         store.release(card_id, token, f"delivery failed: {exc}")
-        nudge_tick(ctx.settings, task.app, reason="released")
         return {"released": str(exc)}
     store.mark_delivered(card_id, token)
     return {"delivered": card_id, "agent": agent, "token": token, "ms": receipt.ms}

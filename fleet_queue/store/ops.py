@@ -209,13 +209,19 @@ class CardStore:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, on_change: ChangeHook | None = None) -> CardStore:
-        """The store of ``settings`` (tenant, host, max attempts), schema migrated to head."""
+        """The store of ``settings`` (tenant, host, max attempts), schema migrated to head.
+
+        Unless another hook is given, a change that can make work dispatchable (a new
+        card, a closed one, a released lease...) nudges a supervisor tick.
+        """
+        from fleet_queue.nudge import nudge_hook
+
         return cls(
             settings.effective_database_url,
             tenant=settings.tenant,
             host=settings.host,
             max_attempts=settings.max_attempts,
-            on_change=on_change,
+            on_change=on_change if on_change is not None else nudge_hook(settings),
         )
 
     def close(self) -> None:

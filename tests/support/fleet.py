@@ -50,9 +50,9 @@ class Fleet:
 
     def messages(self, agent: str) -> list[str]:
         """What the stub agent received, read from its own byte-exact log."""
-        from workers.stub_agent import read_messages
+        from workers.stub_agent import log_path, received_messages
 
-        return read_messages(self.settings.run_dir, agent)
+        return received_messages(log_path(self.settings.run_dir, agent))
 
     def deliveries_of(self, card_id: str) -> int:
         """How many times the card's text reached any pane (from the stubs' logs)."""
