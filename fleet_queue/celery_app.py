@@ -64,7 +64,9 @@ def _one_beat_per_fleet(sender: Any = None, **_: Any) -> None:
     current = _app_of(sender)
     settings: Settings = current.fleet.settings
     client = current.fleet.redis
-    lock = client.lock(redis_key(settings.tenant, "beat"), timeout=BEAT_LOCK_SECONDS)
+    lock = client.lock(
+        redis_key(settings.tenant, "beat"), timeout=BEAT_LOCK_SECONDS, thread_local=False
+    )
     if not lock.acquire(blocking=False):
         log.error("another beat already runs for tenant %s; exiting", settings.tenant)
         raise SystemExit(3)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from fleet_queue.roster import Roster
@@ -38,6 +39,18 @@ class TickResult:
             "claimed": self.claims,
             "ms": round(self.seconds * 1000, 2),
         }
+
+
+STALE_HOST_INTERVALS = 4
+"""A status row older than this many host-status intervals means its host worker is gone."""
+
+
+def fresh_statuses(
+    statuses: Sequence[AgentStatus], now: datetime, settings: Settings
+) -> list[AgentStatus]:
+    """Rows a live host worker refreshed lately; a dead host's last word is not trusted."""
+    limit = timedelta(seconds=settings.host_status_interval * STALE_HOST_INTERVALS + 1.0)
+    return [s for s in statuses if s.updated_at is not None and now - s.updated_at <= limit]
 
 
 def available_agents(
@@ -90,7 +103,8 @@ def run_tick(
     if store.pause_state().paused:
         result.paused = True
         return result
-    agents = available_agents(roster, store.agent_statuses(), leased_agents(store), settings)
+    statuses = fresh_statuses(store.agent_statuses(), store.now(), settings)
+    agents = available_agents(roster, statuses, leased_agents(store), settings)
     result.candidates = len(agents)
     if agents:
         for claim in store.claim_batch(claim_requests(agents, roster, settings.lease_ttl)):

@@ -112,15 +112,19 @@ def wait_for_quiet_pane(
 ) -> dict[str, Any]:
     """Nothing was typed: keep the claim and try again shortly, within the lease.
 
-    An agent that just closed its last card is still printing; that is not a
-    reason to give the card up and count an attempt. After the budget, release.
+    An agent that just closed its last card is still printing; that is no reason
+    to give the card up. A pane still busy after the budget is an agent that did
+    not take its card: the lease is left to expire, and the reclaim counts the
+    attempt like any other (a hung agent's card ends ``failed`` at max attempts).
     """
     ctx.redis.delete(redis_key(ctx.settings.tenant, f"typed:{card_id}:{token}"))
     budget = min(BUSY_RETRY_BUDGET, ctx.settings.lease_ttl * 0.5)
     if task.request.retries * BUSY_RETRY_SECONDS < budget:
-        raise task.retry(countdown=BUSY_RETRY_SECONDS, max_retries=None)
-    ctx.store.release(card_id, token, f"delivery gave up: {why}")
-    return {"released": why}
+        raise task.retry(countdown=BUSY_RETRY_SECONDS)
+    ctx.store.record_event(
+        card_id, "undelivered", agent=None, token=token, detail=f"{why}; left to lease expiry"
+    )
+    return {"undelivered": why}
 
 
 def _drop(ctx: FleetContext, card_id: str, token: int, agent: str, why: str) -> None:
@@ -165,7 +169,7 @@ def collect_status(task: Task) -> dict[str, Any]:
 
 
 def register_host_tasks(app: Celery) -> None:
-    @app.task(name=DELIVER_TASK, bind=True)
+    @app.task(name=DELIVER_TASK, bind=True, max_retries=None)
     def deliver_card(self: Task, card_id: str, token: int, agent: str) -> dict[str, Any]:
         return deliver(self, card_id, token, agent)
 
