@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -30,8 +31,14 @@ def fleet_home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(fleet_home: Path) -> Settings:
-    return Settings(home=fleet_home, tmux_socket=f"fq{uuid.uuid4().hex[:10]}", host="testhost")
+def settings(fleet_home: Path) -> Iterator[Settings]:
+    """Settings with a socket of its own; any tmux server a test started on it is killed after."""
+    value = Settings(home=fleet_home, tmux_socket=f"fq{uuid.uuid4().hex[:10]}", host="testhost")
+    yield value
+    from workers.tmux import TmuxServer
+
+    with contextlib.suppress(Exception):
+        TmuxServer.for_fleet(value).kill_server()
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,9 @@ in subprocesses, a real Redis; deliveries are counted from the stub agents' own 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -144,7 +144,10 @@ def running_fleet(settings: Settings, roster_data: dict[str, Any]) -> Iterator[F
     finally:
         processes.stop()
         stop_agents(settings, roster, roster.names())
-        subprocess.run(["tmux", "-L", settings.tmux_socket, "kill-server"], capture_output=True)
+        from workers.tmux import TmuxServer
+
+        with contextlib.suppress(Exception):
+            TmuxServer.for_fleet(settings, roster).kill_server()
         store.close()
         for key, value in saved.items():
             if value is None:
