@@ -110,6 +110,14 @@ class Roster(_Strict):
             return f"profile {self.profile}"
         return f"preset {self.preset}" if self.preset else None
 
+    def agents_on(self, host: str, tenant: str) -> list[AgentSpec]:
+        """The agents that run on ``host`` for ``tenant`` (unset fields mean this host/tenant)."""
+        return [
+            agent
+            for agent in self.agents
+            if agent.host_or(host) == host and agent.tenant_or(tenant) == tenant
+        ]
+
     def names(self) -> list[str]:
         return [agent.name for agent in self.agents]
 

@@ -16,20 +16,11 @@ from typing import TYPE_CHECKING
 
 from fleet_queue.errors import FleetError
 from fleet_queue.processes import FleetProcesses, wait_for_worker
-from fleet_queue.roster import Roster, load_roster
+from fleet_queue.roster import load_roster
 from fleet_queue.settings import Settings
 
 if TYPE_CHECKING:
     from fleet_queue.store import CardStore
-
-
-def local_agents(roster: Roster, settings: Settings) -> list[str]:
-    return [
-        agent.name
-        for agent in roster.agents
-        if agent.host_or(settings.host) == settings.host
-        and agent.tenant_or(settings.tenant) == settings.tenant
-    ]
 
 
 @contextmanager
@@ -43,7 +34,7 @@ def running_fleet(
     roster = load_roster(settings.effective_roster_path)
     store = CardStore.from_settings(settings)
     processes = FleetProcesses(settings, with_beat=with_beat)
-    names = local_agents(roster, settings)
+    names = [agent.name for agent in roster.agents_on(settings.host, settings.tenant)]
     try:
         processes.start()
         start_agents(settings, roster, names)

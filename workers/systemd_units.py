@@ -256,12 +256,7 @@ def render_units(
 
 def local_agents(settings: Settings, roster: Roster) -> list[str]:
     """The roster's agents that run on this host for this tenant."""
-    return [
-        agent.name
-        for agent in roster.agents
-        if agent.host_or(settings.host) == settings.host
-        and agent.tenant_or(settings.tenant) == settings.tenant
-    ]
+    return [agent.name for agent in roster.agents_on(settings.host, settings.tenant)]
 
 
 # ---------------------------------------------------------------- systemctl
