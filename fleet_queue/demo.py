@@ -8,6 +8,7 @@ happened. Exit 0 only when every card is done.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -73,6 +74,7 @@ class DemoReport:
     deliveries: int
     seconds: float
     by_agent: dict[str, int]
+    home: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -85,6 +87,7 @@ class DemoReport:
             "deliveries": self.deliveries,
             "seconds": round(self.seconds, 2),
             "by_agent": self.by_agent,
+            "home": self.home,
         }
 
     def render(self) -> str:
@@ -93,7 +96,7 @@ class DemoReport:
         verdict = "all cards done" if self.ok else "NOT all cards done"
         return (
             f"demo: {verdict} — cards: {cards}; deliveries: {self.deliveries} ({agents});"
-            f" {self.seconds:.1f}s"
+            f" {self.seconds:.1f}s" + (f"; kept {self.home}" if self.home else "")
         )
 
 
@@ -117,20 +120,27 @@ def demo_cards() -> list[NewCard]:
     ]
 
 
-def run_demo(work_seconds: float = 0.5, timeout: float = 180.0, quiet: bool = False) -> DemoReport:
-    """Bring a stub fleet up, feed it the demo graph, wait for the end, tear it down."""
+def run_demo(
+    work_seconds: float = 0.5, timeout: float = 180.0, quiet: bool = False, keep: bool = False
+) -> DemoReport:
+    """Bring a stub fleet up, feed it the demo graph, wait for the end, tear it down.
+
+    The temporary home (store, logs, stub logs) is removed afterwards unless ``keep``.
+    """
     from fleet_queue.up import running_fleet
 
     settings = demo_settings()
     write_demo_roster(settings, work_seconds)
     started = time.monotonic()
-    with running_fleet(settings) as (store, _procs):
-        store.create_many(demo_cards())
-        from fleet_queue.nudge import nudge_tick
-
-        nudge_tick(settings, reason="demo")
-        wait_for_cards(store, len(DEMO_CARDS), timeout, quiet)
-        report = build_report(store, time.monotonic() - started)
+    try:
+        with running_fleet(settings) as (store, _procs):
+            store.create_many(demo_cards())
+            wait_for_cards(store, len(DEMO_CARDS), timeout, quiet)
+            report = build_report(store, time.monotonic() - started)
+    finally:
+        if not keep:
+            shutil.rmtree(settings.home, ignore_errors=True)
+    report.home = str(settings.home) if keep else None
     return report
 
 

@@ -142,12 +142,13 @@ def demo(
     ctx: typer.Context,
     work: Annotated[float, typer.Option(help="Seconds each stub agent works a card.")] = 0.5,
     timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 180.0,
+    keep: Annotated[bool, typer.Option(help="Keep the temporary home (store, logs).")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Run a stub fleet end to end in a temporary home; exit 0 when every card is done."""
     from fleet_queue.demo import run_demo
 
-    report = run_demo(work_seconds=work, timeout=timeout, quiet=as_json)
+    report = run_demo(work_seconds=work, timeout=timeout, quiet=as_json, keep=keep)
     data = report.as_dict()
     emit(data, as_json, lambda: console.print(report.render()))
     if not report.ok:
