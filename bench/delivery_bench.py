@@ -37,7 +37,7 @@ from workers.stub_agent import log_path
 from workers.tmux import TmuxServer, pane_target
 
 
-def _stats(samples: list[float]) -> dict[str, float]:
+def _stats(samples: list[float]) -> dict[str, Any]:
     ordered = sorted(samples)
 
     def pct(p: float) -> float:
@@ -49,6 +49,7 @@ def _stats(samples: list[float]) -> dict[str, float]:
         "p90_ms": round(pct(0.90), 3),
         "p99_ms": round(pct(0.99), 3),
         "reps": len(ordered),
+        "samples_ms": [round(x, 4) for x in samples],
     }
 
 

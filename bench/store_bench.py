@@ -153,7 +153,7 @@ def _run_claimers(
     total = sum(r[2] for r in results)
     assert total == expected, f"claimed {total} of {expected}"
     elapsed = max(r[1] for r in results) - min(r[0] for r in results)
-    return total / elapsed
+    return float(total / elapsed)
 
 
 def claims_store(url: str, count: int, claimers: int) -> float:

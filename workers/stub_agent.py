@@ -11,13 +11,18 @@ heartbeats ``busy card=<ID>``, works ``--work`` seconds, then completes it the
 way a real agent is told to (``python -m fleet_queue card done ID --token N``),
 logging the command and its exit code (``{"kind": "command", ...}``).
 
-    python -m workers.stub_agent --agent NAME [--work S] [--mode ok|fail|hang|exit] [--log PATH]
+    python -m workers.stub_agent --agent NAME [--work S] [--mode ok|fail|hang|exit]
+                                 [--complete cli|api] [--log PATH]
 
 Each option also comes from the environment (so a roster's ``env:`` can set it):
-FLEET_STUB_WORK, FLEET_STUB_MODE, FLEET_STUB_LOG. Modes: ``ok`` completes the
-card; ``fail`` runs ``card fail … --reason``; ``hang`` stays busy forever, still
-heartbeating; ``exit`` exits (code 3) as soon as a card arrives; ``wedge`` freezes
-on a card (no more heartbeats, no more input read), like a hung runtime.
+FLEET_STUB_WORK, FLEET_STUB_MODE, FLEET_STUB_COMPLETE, FLEET_STUB_LOG. ``--complete cli``
+(the default) closes a card the way a real agent does, a ``fleet`` process per card;
+``--complete api`` calls the Python API in this process instead (no interpreter start
+per card, for throughput benchmarks; same store call, same token fence). Every record
+carries ``t``, the receive time as epoch seconds (float), for latency measurements.
+Modes: ``ok`` completes the card; ``fail`` runs ``card fail … --reason``; ``hang``
+stays busy forever, still heartbeating; ``exit`` exits (code 3) as soon as a card
+arrives; ``wedge`` freezes on a card (no more heartbeats, no more input read), like a hung runtime.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from workers.heartbeat import beat
 
 CARD_RE = re.compile(r"fleet card done (\S+) --token (\d+)")
 MODES = ("ok", "fail", "hang", "exit", "wedge")
+COMPLETIONS = ("cli", "api")
 PASTE_START = b"\x1b[200~"
 PASTE_END = b"\x1b[201~"
 EXIT_ON_CARD = 3
@@ -150,7 +156,14 @@ class LineEditor:
 
 class StubAgent:
     def __init__(
-        self, agent: str, run_dir: Path, interval: float, work: float, mode: str, log: Path
+        self,
+        agent: str,
+        run_dir: Path,
+        interval: float,
+        work: float,
+        mode: str,
+        log: Path,
+        completion: str = "cli",
     ) -> None:
         self.agent = agent
         self.run_dir = run_dir
@@ -158,6 +171,8 @@ class StubAgent:
         self.work = work
         self.mode = mode
         self.log = log
+        self.completion = completion
+        self._backlog: Any = None
         self.status = "ok"
         self.card: str | None = None
         self.cards: queue.Queue[tuple[str, str]] = queue.Queue()
@@ -166,7 +181,13 @@ class StubAgent:
         self.wedged = False
 
     def record(self, kind: str, **fields: Any) -> None:
-        entry = {"ts": datetime.now(UTC).isoformat(), "kind": kind, **fields}
+        now = time.time()
+        entry = {
+            "ts": datetime.fromtimestamp(now, UTC).isoformat(),
+            "t": now,
+            "kind": kind,
+            **fields,
+        }
         with self._lock:
             self.log.parent.mkdir(parents=True, exist_ok=True)
             with self.log.open("a", encoding="utf-8") as fh:
@@ -227,17 +248,37 @@ class StubAgent:
             else ["card", "done", card, "--token", token]
         )
         argv = [sys.executable, "-m", "fleet_queue", *verb]
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if self.completion == "api":
+            code, output = self._complete_in_process(card, int(token))
+        else:
+            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+            code, output = proc.returncode, proc.stdout + proc.stderr
         self.record(
             "command",
-            argv=argv,
+            argv=argv if self.completion == "cli" else ["api", *verb],
             card=card,
             token=token,
-            exit_code=proc.returncode,
-            output=(proc.stdout + proc.stderr)[-2000:],
+            exit_code=code,
+            output=output[-2000:],
         )
-        self.out(f"\u00bb card {card}: {verb[1]} exit {proc.returncode}\r\n".encode())
+        self.out(f"\u00bb card {card}: {verb[1]} exit {code}\r\n".encode())
         self.prompt()
+
+    def _complete_in_process(self, card: str, token: int) -> tuple[int, str]:
+        """The same store call as ``fleet card done|fail``, without a process per card."""
+        from fleet_queue.api import Backlog
+        from fleet_queue.errors import FleetError
+
+        try:
+            if self._backlog is None:
+                self._backlog = Backlog()
+            if self.mode == "fail":
+                self._backlog.fail(card, token, "stub agent: fail mode")
+            else:
+                self._backlog.complete(card, token)
+        except FleetError as exc:
+            return exc.exit_code, f"fleet: {exc.message}"
+        return 0, ""
 
 
 def serve(stub: StubAgent) -> int:
@@ -291,6 +332,13 @@ def main(argv: list[str] | None = None) -> int:
         help="what to do with a card [env FLEET_STUB_MODE]",
     )
     parser.add_argument(
+        "--complete",
+        choices=COMPLETIONS,
+        default=env.get("FLEET_STUB_COMPLETE", "cli"),
+        help="close cards with a `fleet` process (cli) or in-process (api)"
+        " [env FLEET_STUB_COMPLETE]",
+    )
+    parser.add_argument(
         "--log",
         type=Path,
         default=env.get("FLEET_STUB_LOG"),
@@ -302,7 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode not in MODES:
         parser.error(f"--mode must be one of {', '.join(MODES)}")
     log = args.log or log_path(args.run_dir, args.agent)
-    stub = StubAgent(args.agent, args.run_dir, args.interval, args.work, args.mode, log)
+    stub = StubAgent(
+        args.agent, args.run_dir, args.interval, args.work, args.mode, log, args.complete
+    )
     return serve(stub)
 
 

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 from celery import Celery, Task
 
 from fleet_queue.card_text import render_card
-from fleet_queue.errors import AgentBusyError, DeliveryError, FleetError, NotFoundError
+from fleet_queue.errors import (
+    AgentBusyError,
+    DeliveryError,
+    FleetError,
+    NotFoundError,
+    StaleTokenError,
+)
 from fleet_queue.nudge import nudge_tick
 from fleet_queue.pause import dispatch_allowed
 from fleet_queue.queues import DELIVER_TASK, HOST_STATUS_TASK, redis_key
@@ -99,8 +105,24 @@ def deliver(task: Task, card_id: str, token: int, agent: str) -> dict[str, Any]:
     except DeliveryError as exc:
         store.release(card_id, token, f"delivery failed: {exc}")
         return {"released": str(exc)}
-    store.mark_delivered(card_id, token)
+    record_delivered(ctx, card_id, token, agent)
     return {"delivered": card_id, "agent": agent, "token": token, "ms": receipt.ms}
+
+
+def record_delivered(ctx: FleetContext, card_id: str, token: int, agent: str) -> None:
+    """``delivered_at`` and the ``delivered`` event, even for an agent faster than us.
+
+    A quick agent can close its card (``fleet card done``) between our verify and this
+    write; the lease is gone then, but the text did reach the pane under this token,
+    so the audit trail still says so.
+    """
+    try:
+        ctx.store.mark_delivered(card_id, token)
+    except StaleTokenError as exc:
+        ctx.store.record_event(
+            card_id, "delivered", agent=agent, token=token,
+            detail=f"recorded after the lease moved on: {exc.message}",
+        )  # fmt: skip
 
 
 BUSY_RETRY_SECONDS = 0.25
