@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from fleet_queue.settings import Settings
 
 if TYPE_CHECKING:
+    from fleet_queue.cards import PauseState
     from fleet_queue.store import CardStore
 
 PAUSED_FILE = "PAUSED"
@@ -40,11 +41,18 @@ def resume_fleet(store: CardStore, settings: Settings, by: str) -> None:
     paused_file(settings).unlink(missing_ok=True)
 
 
-def dispatch_allowed(store: CardStore, settings: Settings) -> tuple[bool, str]:
-    """(allowed, why not): the gate every delivery passes before typing."""
+def dispatch_allowed(
+    store: CardStore, settings: Settings, state: PauseState | None = None
+) -> tuple[bool, str]:
+    """(allowed, why not): the gate every delivery passes before typing.
+
+    ``state`` is the fleet's pause flag when the caller just read it (in the same
+    read as the card); otherwise it is read here.
+    """
     if host_paused(settings):
         return False, f"host {settings.host} is paused ({paused_file(settings)})"
-    state = store.pause_state()
+    if state is None:
+        state = store.pause_state()
     if state.paused:
         return False, f"fleet paused by {state.by}: {state.reason}"
     return True, ""

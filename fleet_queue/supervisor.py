@@ -100,11 +100,12 @@ def run_tick(
     """One pass; never dispatches while the fleet is paused."""
     started = time.perf_counter()
     result = TickResult()
-    if store.pause_state().paused:
+    view = store.tick_view()  # pause, agent rows, clock and leases in one read
+    if view.pause.paused:
         result.paused = True
         return result
-    statuses = fresh_statuses(store.agent_statuses(), store.now(), settings)
-    agents = available_agents(roster, statuses, leased_agents(store), settings)
+    statuses = fresh_statuses(view.statuses, view.now, settings)
+    agents = available_agents(roster, statuses, view.leased, settings)
     result.candidates = len(agents)
     if agents:
         for claim in store.claim_batch(claim_requests(agents, roster, settings.lease_ttl)):

@@ -39,6 +39,9 @@ from workers.tmux import ControlClient, TmuxServer, pane_target
 SEND_KEYS_MAX = 512
 """Longer one-line texts are pasted: one buffer write instead of a key stream."""
 VERIFY_TIMEOUT = 5.0
+VERIFY_POLL_MAX = 0.01
+"""Longest pause between two looks at the pane while verifying: an agent that takes the
+text in 12 ms is seen at ~15 ms, not at 35 ms (one look is three control-mode commands)."""
 TAIL_CHARS = 16
 MIN_DRAFT_CHARS = 8
 _WS = re.compile(r"\s+")
@@ -284,7 +287,7 @@ class Deliverer:
                     f" ({why})"
                 )
             time.sleep(pause)
-            pause = min(pause * 2, 0.05)
+            pause = min(pause * 2, VERIFY_POLL_MAX)
 
 
 @dataclass(frozen=True)

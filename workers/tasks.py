@@ -17,7 +17,6 @@ from fleet_queue.errors import (
     AgentBusyError,
     DeliveryError,
     FleetError,
-    NotFoundError,
     StaleTokenError,
 )
 from fleet_queue.nudge import nudge_tick
@@ -59,11 +58,9 @@ def deliverer_for(ctx: FleetContext) -> Deliverer:
     return deliverer
 
 
-def fence(ctx: FleetContext, card_id: str, token: int, agent: str) -> tuple[Card | None, str]:
+def fence_card(card: Card | None, token: int, agent: str) -> tuple[Card | None, str]:
     """The card when this message may still type it, else why not."""
-    try:
-        card = ctx.store.get(card_id)
-    except NotFoundError:
+    if card is None:
         return None, "no such card"
     if card.status != "claimed" or card.lease_owner != agent or card.token != token:
         return None, (
@@ -84,11 +81,12 @@ def first_typing(ctx: FleetContext, card_id: str, token: int) -> bool:
 def deliver(task: Task, card_id: str, token: int, agent: str) -> dict[str, Any]:
     ctx = _ctx(task)
     store = ctx.store
-    card, why = fence(ctx, card_id, token, agent)
+    found, pause = store.delivery_view(card_id)  # the fence's card and pause flag, one read
+    card, why = fence_card(found, token, agent)
     if card is None:
         _drop(ctx, card_id, token, agent, why)
         return {"dropped": why}
-    allowed, why = dispatch_allowed(store, ctx.settings)
+    allowed, why = dispatch_allowed(store, ctx.settings, pause)
     if not allowed:
         store.release(card_id, token, why)
         return {"released": why}
@@ -125,7 +123,7 @@ def record_delivered(ctx: FleetContext, card_id: str, token: int, agent: str) ->
         )  # fmt: skip
 
 
-BUSY_RETRY_SECONDS = 0.25
+BUSY_RETRY_SECONDS = 0.1
 BUSY_RETRY_BUDGET = 60.0
 
 

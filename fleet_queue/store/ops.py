@@ -175,6 +175,16 @@ def _names(ids: Iterable[str], limit: int = 5) -> str:
     return shown + (f" (+{len(ids) - limit} more)" if len(ids) > limit else "")
 
 
+@dataclass(frozen=True)
+class TickView:
+    """One snapshot of what the supervisor tick decides from (see ``CardStore.tick_view``)."""
+
+    pause: PauseState
+    statuses: list[AgentStatus]
+    now: datetime
+    leased: set[str]
+
+
 @dataclass
 class _Tx:
     """One open write transaction and the change kinds to announce after its commit."""
@@ -491,11 +501,39 @@ class CardStore:
 
     def lease_owners(self) -> set[str]:
         """Agents that hold a lease right now (claimed cards), for the supervisor's tick."""
+        with self._read() as conn:
+            return self._lease_owners(conn)
+
+    def _lease_owners(self, conn: Connection) -> set[str]:
         stmt = sa.select(cards.c.lease_owner).where(
             cards.c.tenant_id == self.tenant, cards.c.status == CLAIMED
         )
+        return {owner for owner in conn.execute(stmt).scalars() if owner}
+
+    def tick_view(self) -> TickView:
+        """What a supervisor tick reads before it claims, in one read transaction.
+
+        Pause flag, agent rows, database clock and lease owners from one snapshot: one
+        connection checkout and one BEGIN instead of four (the tick's fixed cost).
+        """
         with self._read() as conn:
-            return {owner for owner in conn.execute(stmt).scalars() if owner}
+            pause = self._pause_state(conn)
+            if pause.paused:
+                return TickView(pause, [], self._clock(conn), set())
+            rows = conn.execute(self._agents_stmt(None)).mappings()
+            statuses = [agent_from_row(row) for row in rows]
+            return TickView(pause, statuses, self._clock(conn), self._lease_owners(conn))
+
+    def _clock(self, conn: Connection) -> datetime:
+        value = epoch_to_datetime(self._now(conn))
+        assert value is not None
+        return value
+
+    def delivery_view(self, card_id: str) -> tuple[Card | None, PauseState]:
+        """The card (None if unknown) and the pause flag in one read: the delivery fence."""
+        with self._read() as conn:
+            row = self._row(conn, card_id)
+            return (card_from_row(row) if row is not None else None), self._pause_state(conn)
 
     def dependents(self, card_id: str) -> list[str]:
         """Ids of the cards that depend on ``card_id``."""
@@ -1096,12 +1134,14 @@ class CardStore:
             tx.conn.execute(stmt, params)
 
     def agent_statuses(self, host: str | None = None) -> list[AgentStatus]:
+        with self._read() as conn:
+            return [agent_from_row(row) for row in conn.execute(self._agents_stmt(host)).mappings()]
+
+    def _agents_stmt(self, host: str | None) -> sa.Select[Any]:
         stmt = sa.select(agents).where(agents.c.tenant_id == self.tenant)
         if host is not None:
             stmt = stmt.where(agents.c.host == host)
-        stmt = stmt.order_by(agents.c.host, agents.c.agent)
-        with self._read() as conn:
-            return [agent_from_row(row) for row in conn.execute(stmt).mappings()]
+        return stmt.order_by(agents.c.host, agents.c.agent)
 
     def _upsert(self, table: sa.Table, keys: list[str], values: dict[str, Any] | None) -> sa.Insert:
         """INSERT ... ON CONFLICT DO UPDATE for either backend."""
