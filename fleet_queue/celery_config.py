@@ -46,6 +46,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # The host worker runs a thread pool, which cannot kill a running job: with
+        # cancel-on-loss on, a broker restart is an "Unrecoverable error" that ends
+        # the worker. Tasks are short and fenced, so a redelivered one is dropped.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "task_default_queue": control,
         "task_create_missing_queues": True,
         "task_routes": {
@@ -56,7 +60,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         "worker_send_task_events": True,
         "worker_hijack_root_logger": False,
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
         "beat_schedule": build_schedule(settings),
         "timezone": "UTC",
         "enable_utc": True,

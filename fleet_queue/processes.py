@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fleet_queue.broker import EmbeddedBroker, start_embedded_broker
 from fleet_queue.queues import control_queue, host_queue, node_name
@@ -150,7 +151,22 @@ def wait_for_worker(settings: Settings, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     node = node_name(settings.tenant, settings.host)
     while time.monotonic() < deadline:
-        replies = app.control.ping(destination=[node], timeout=0.5) or []
-        if replies:
+        if _ping(app, node):
             return True
     return False
+
+
+def _ping(app: Any, node: str) -> bool:
+    """One ping on a connection of its own.
+
+    Celery apps on one broker URL share kombu's global connection pool; after a
+    broker restart a pooled connection's reply consumer never reads again, so a
+    long-lived caller (a test run, ``fleet up``) would wait for a reply forever.
+    """
+    conn = app.connection_for_write()
+    try:
+        with conn:
+            return bool(app.control.ping(destination=[node], timeout=0.5, connection=conn))
+    except (OSError, *conn.connection_errors):
+        time.sleep(0.2)
+        return False

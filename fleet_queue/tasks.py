@@ -29,7 +29,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TICK_LOCK_SECONDS = 60
+TICK_LOCK_SECONDS = 10
+"""Short, and renewed on every round: a worker killed mid-tick must not stall
+dispatch for long. Claims are atomic in the store, so a slow tick outliving the
+lock costs a wasted round, never a double claim."""
 
 
 def fleet(task: Task) -> FleetContext:
@@ -62,6 +65,7 @@ def tick_once(task: Task) -> dict[str, Any]:
     claimed: list[str] = []
     try:
         while True:
+            lock.reacquire()
             client.delete(rerun)
             result = run_tick(
                 ctx.store, ctx.roster, ctx.settings, lambda c: send_delivery(task.app, ctx, c)
