@@ -49,8 +49,13 @@ def fresh_statuses(
     statuses: Sequence[AgentStatus], now: datetime, settings: Settings
 ) -> list[AgentStatus]:
     """Rows a live host worker refreshed lately; a dead host's last word is not trusted."""
+    return [s for s in statuses if is_fresh(s, now, settings)]
+
+
+def is_fresh(status: AgentStatus, now: datetime, settings: Settings) -> bool:
+    """True when the row's host worker wrote it within the staleness window."""
     limit = timedelta(seconds=settings.host_status_interval * STALE_HOST_INTERVALS + 1.0)
-    return [s for s in statuses if s.updated_at is not None and now - s.updated_at <= limit]
+    return status.updated_at is not None and now - status.updated_at <= limit
 
 
 def available_agents(

@@ -311,10 +311,33 @@ def user_manager_unavailable() -> str | None:
 
 def unit_state(agent: str) -> UnitState | None:
     """Active/enabled state of the agent's unit; None when there is no user systemd."""
-    if user_manager_unavailable() is not None:
+    states = unit_states([agent])
+    return None if states is None else states.get(agent)
+
+
+def unit_states(agents: list[str]) -> dict[str, UnitState] | None:
+    """Each agent's unit state from one ``systemctl show``; None without user systemd."""
+    if not agents or user_manager_unavailable() is not None:
         return None
-    proc = _systemctl("show", "-p", "ActiveState", "-p", "UnitFileState", agent_unit(agent))
-    return parse_show(proc.stdout) if proc.returncode == 0 else None
+    units = {agent_unit(name): name for name in agents}
+    proc = _systemctl("show", "-p", "Id", "-p", "ActiveState", "-p", "UnitFileState", *units)
+    if proc.returncode != 0:
+        return None
+    states = {}
+    for block in proc.stdout.split("\n\n"):
+        unit = next((ln[3:] for ln in block.splitlines() if ln.startswith("Id=")), None)
+        if unit in units:
+            states[units[unit]] = parse_show(block)
+    return states
+
+
+def unit_summary(state: UnitState | None) -> str:
+    """A few characters for ``ps``: '-' when unknown, a warning when it won't survive boot."""
+    if state is None:
+        return "-"
+    if state.active and not state.enabled:
+        return "active, NOT enabled"
+    return f"{state.active_state or '?'}/{state.unit_file_state or '?'}"
 
 
 def set_agent_enabled(agent: str, enabled: bool) -> str | None:
@@ -326,6 +349,8 @@ def set_agent_enabled(agent: str, enabled: bool) -> str | None:
     reason = user_manager_unavailable()
     if reason is not None:
         return reason
+    if not (DEFAULT_UNIT_DIR.expanduser() / AGENT_TEMPLATE).exists():
+        return f"{AGENT_TEMPLATE} is not installed (fleet install-systemd)"
     verb = ("enable",) if enabled else ("disable", "--now")
     proc = _systemctl(*verb, agent_unit(agent))
     if proc.returncode != 0:

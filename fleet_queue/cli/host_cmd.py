@@ -144,7 +144,78 @@ def _ps_row(probe: dict[str, Any]) -> dict[str, Any]:
 _STYLES = {"dead": "red", "stale": "yellow", "unknown": "dim", "working": "cyan"}
 
 
-def ps(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+LocalFlag = Annotated[
+    bool, typer.Option("--local", help="Probe this host's tmux panes instead of the store.")
+]
+
+FLEET_COLUMNS = ["agent", "host", "class", "state", "hb", "idle", "card", "unit"]
+
+
+def ps(ctx: typer.Context, local: LocalFlag = False, as_json: JsonFlag = False) -> None:
+    """The whole fleet from the store (every host; stale hosts marked), or --local."""
+    if local:
+        _ps_local(ctx, as_json)
+        return
+    from fleet_queue.fleet_view import fleet_rows
+    from fleet_queue.store import CardStore
+
+    settings, roster = _load(ctx)
+    store = CardStore.from_settings(settings)
+    try:
+        rows = fleet_rows(store, roster, settings, _local_units(settings, roster))
+        pause = store.pause_state()
+    finally:
+        store.close()
+    data = {
+        "host": settings.host,
+        "tenant_id": settings.tenant,
+        "paused": pause.to_dict(),
+        "agents": [r.as_dict() for r in rows],
+    }
+    emit(data, as_json, lambda: _render_fleet(rows, settings, pause.paused, pause.reason))
+
+
+def _local_units(settings: Settings, roster: Roster) -> dict[str, Any]:
+    """This host's agents' systemd units; empty where there is no user systemd."""
+    from fleet_queue.fleet_view import UnitInfo
+    from workers.systemd_units import local_agents, unit_states, unit_summary
+
+    states = unit_states(local_agents(settings, roster)) or {}
+    return {
+        name: UnitInfo(unit_summary(state), state.active and not state.enabled)
+        for name, state in states.items()
+    }
+
+
+def _render_fleet(rows: list[Any], settings: Settings, paused: bool, reason: str | None) -> None:
+    def age(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f}s"
+
+    table = [
+        {
+            "agent": r.agent + ("" if r.in_roster else " (gone)"),
+            "host": r.host,
+            "class": r.agent_class,
+            "state": r.readiness,
+            "hb": age(r.heartbeat_age),
+            "idle": age(r.idle_seconds),
+            "card": r.current_card or "",
+            "unit": r.unit or "-",
+        }
+        for r in rows
+    ]
+    title = f"fleet {settings.tenant}" + (f" — PAUSED ({reason or 'no reason'})" if paused else "")
+    styles = {**_STYLES, "stale host": "yellow", "unreported": "dim"}
+    print_table(table, FLEET_COLUMNS, title=title, style=lambda row: styles.get(str(row["state"])))
+    for r in rows:
+        if r.unit_warning:
+            typer.echo(
+                f"{r.agent}: unit active but not enabled; it will not come back after a reboot"
+                " (fleet install-systemd --enable)"
+            )
+
+
+def _ps_local(ctx: typer.Context, as_json: bool) -> None:
     """One row per roster agent, then every other session on the fleet socket."""
     from workers.probe import probe_agents, unmanaged_rows
 
@@ -162,7 +233,7 @@ def ps(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         print_table(
             [_ps_row(a) for a in agents],
             PS_COLUMNS,
-            title="fleet",
+            title="fleet (local probe)",
             style=lambda row: _STYLES.get(str(row["readiness"])),
         )
         if unmanaged:
@@ -330,13 +401,29 @@ def add(
     new = parse_roster(data, str(settings.effective_roster_path))
     write_roster(new, settings.effective_roster_path)
     started = []
-    if not no_start and new.agent(name).host_or(settings.host) == settings.host:
-        started = start_agents(settings, new, [name])
+    boot: str | None = None
+    if new.agent(name).host_or(settings.host) == settings.host:
+        if not no_start:
+            started = start_agents(settings, new, [name])
+        boot = _boot_unit(name, enabled=True)
     emit(
-        {"agent": name, "added": True, "started": bool(started)},
+        {"agent": name, "added": True, "started": bool(started), "boot_unit": boot},
         as_json,
-        lambda: typer.echo(f"added {name}" + (" and started its session" if started else "")),
+        lambda: typer.echo(
+            f"added {name}"
+            + (" and started its session" if started else "")
+            + (f"; boot unit: {boot}" if boot else "")
+        ),
     )
+
+
+def _boot_unit(name: str, enabled: bool) -> str:
+    """Keep boot survival symmetric with the roster: enable on add, disable on remove."""
+    from workers.systemd_units import agent_unit, set_agent_enabled
+
+    skipped = set_agent_enabled(name, enabled)
+    verb = "enabled" if enabled else "disabled"
+    return f"{agent_unit(name)} {verb}" if skipped is None else f"not {verb}: {skipped}"
 
 
 def _pair(item: str) -> tuple[str, str]:
@@ -362,10 +449,16 @@ def remove(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
     data = roster.model_dump(mode="json", by_alias=True, exclude_none=True)
     data["agents"] = [a for a in data["agents"] if a["name"] != name]
     new = parse_roster(data, str(settings.effective_roster_path))
+    boot: str | None = None
     if spec.host_or(settings.host) == settings.host:
+        boot = _boot_unit(name, enabled=False)
         stop_agents(settings, roster, [name])
     write_roster(new, settings.effective_roster_path)
-    emit({"agent": name, "removed": True}, as_json, lambda: typer.echo(f"removed {name}"))
+    emit(
+        {"agent": name, "removed": True, "boot_unit": boot},
+        as_json,
+        lambda: typer.echo(f"removed {name}" + (f"; boot unit: {boot}" if boot else "")),
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -83,15 +83,13 @@ def test_pause_stops_dispatch_and_resume_restarts(team: Fleet) -> None:
 
 
 def test_same_delivery_message_twice_types_once(team: Fleet) -> None:
+    # Claim it ourselves, paused so no tick races us: we hold the token the message carries.
+    team.store.pause(reason="test claims by hand", by="test")
     team.store.create(NewCard(id="dup", title="typed once", target_agent="c0"))
-    claim = None
-    # Claim it ourselves before the tick does, so we hold the token the message carries.
     claim = team.store.claim("c0", "implementer", "testhost", lease_ttl=30, card_id="dup")
-    if claim is None:  # the nudged tick won the race; use its token
-        card = team.store.get("dup")
-        token = card.token
-    else:
-        token = claim.token
+    assert claim is not None
+    token = claim.token
+    team.store.resume(by="test")
     app = make_celery(team.settings)
     for _ in range(2):
         app.send_task(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -145,8 +146,11 @@ def test_agent_add_and_remove_edit_the_roster(host_settings: Settings) -> None:
             check=False,
         )
 
-    added = fleet("agent", "add", "w1", "--runtime", "stub", "--class", "coder")
+    added = fleet("agent", "add", "w1", "--runtime", "stub", "--class", "coder", "--json")
     assert added.returncode == 0, added.stderr
+    # No user systemd manager here: the add says why the boot unit was not enabled.
+    boot = json.loads(added.stdout)["boot_unit"]
+    assert boot.startswith("not enabled: "), boot
     assert "w1" in load_roster(path).names()
     server = TmuxServer.for_fleet(host_settings, roster)
     assert server.has_session("w1")
@@ -155,6 +159,7 @@ def test_agent_add_and_remove_edit_the_roster(host_settings: Settings) -> None:
     assert fleet("agent", "add", "w1", "--runtime", "stub", "--class", "coder").returncode == 2
     removed = fleet("agent", "remove", "w1")
     assert removed.returncode == 0, removed.stderr
+    assert "boot unit: not disabled: " in removed.stdout
     assert load_roster(path).names() == ["orch", "enh"]
     assert not server.has_session("w1")
     assert make_roster(stub()).names() == ["a1"]

@@ -81,7 +81,7 @@ def test_drift_and_unmanaged_sessions(host_settings: Settings) -> None:
     }
     (host_settings.home / "roster.yaml").write_text(changed.to_yaml())
     out = subprocess.run(
-        [sys.executable, "-m", "fleet_queue", "ps", "--json"],
+        [sys.executable, "-m", "fleet_queue", "ps", "--local", "--json"],
         env=env,
         capture_output=True,
         text=True,
