@@ -1,0 +1,73 @@
+"""Flower, started the documented way, shows the fleet's tasks behind basic auth."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fleet_queue.cards import NewCard
+from fleet_queue.processes import child_env
+from fleet_queue.queues import DELIVER_TASK
+from tests.support.fleet import Fleet
+from tests.support.poll import wait_until
+from tests.support.servers import free_port, wait_for_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+AUTH = ("ops", "flower-pw-2")
+
+
+@pytest.fixture
+def flower(team: Fleet, tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    env = {**child_env(team.settings), "FLEET_FLOWER_AUTH": ":".join(AUTH)}
+    log = (tmp_path / "flower.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fleet_queue", "flower", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port("127.0.0.1", port, timeout=60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+def get(url: str, auth: tuple[str, str] | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url)
+    if auth is not None:
+        token = base64.b64encode(":".join(auth).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_flower_needs_auth_and_lists_deliveries_with_arguments(team: Fleet, flower: str) -> None:
+    assert get(f"{flower}/api/tasks")[0] == 401
+    assert get(f"{flower}/api/tasks", auth=("ops", "wrong"))[0] == 401
+    team.store.create(NewCard(id="fl1", title="seen in flower", target_agent="c0"))
+    team.wait_status("fl1", "done", timeout=60)
+
+    def deliveries() -> list[dict[str, object]]:
+        status, body = get(f"{flower}/api/tasks", auth=AUTH)
+        assert status == 200, body
+        tasks: dict[str, dict[str, object]] = json.loads(body)
+        return [t for t in tasks.values() if t.get("name") == DELIVER_TASK]
+
+    tasks = wait_until(deliveries, timeout=30, what="flower to list fleet.deliver_card")
+    assert any("fl1" in str(t.get("args")) and "c0" in str(t.get("args")) for t in tasks), tasks
