@@ -40,6 +40,20 @@ def client() -> redis.Redis:
     return _client
 
 
+def use_broker(url: str) -> None:
+    """Point the app at another broker; drop pools that still hold the old one's sockets."""
+    global _client
+    app.close()
+    app.conf.broker_url = url
+    _client = None
+
+
+def ping() -> bool:
+    """True once a worker answers, asked on a connection of its own (see processes._ping)."""
+    with app.connection_for_write() as conn:
+        return bool(app.control.ping(timeout=0.5, connection=conn))
+
+
 @app.task(name="bench.noop")  # type: ignore[untyped-decorator]
 def noop(target: int) -> None:
     if client().incr(COUNTER) == target:

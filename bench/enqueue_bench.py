@@ -24,7 +24,7 @@ from tests.support.servers import postgres_server, redis_server
 def apply_async_rate(broker_url: str, tasks: int) -> float:
     from bench import bare_app
 
-    bare_app.app.conf.broker_url = broker_url
+    bare_app.use_broker(broker_url)
     bare_app.noop.apply_async(args=(0,))  # connect before the clock starts
     start = time.perf_counter()
     for _ in range(tasks):

@@ -114,8 +114,8 @@ def bare_worker(broker_url: str, logs: Path) -> Iterator[subprocess.Popen[bytes]
     try:
         from bench import bare_app
 
-        bare_app.app.conf.broker_url = broker_url
-        wait_until(lambda: bool(bare_app.app.control.ping(timeout=0.5)), timeout=60,
+        bare_app.use_broker(broker_url)
+        wait_until(bare_app.ping, timeout=60,
                    what="the bare Celery worker to answer")
         yield proc
     finally:

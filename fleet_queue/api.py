@@ -23,7 +23,8 @@ A backlog object for many operations (settings come from ``FLEET_*`` like the CL
             print(card.id, card.title)
         backlog.complete("A1", token=1)            # the token of A1's lease
 
-Creating and completing cards nudges the supervisor when ``on_change`` is given.
+Creating and completing cards nudges a supervisor tick at once (through the broker,
+when it is up); pass ``on_change`` to replace that hook.
 """
 
 from __future__ import annotations

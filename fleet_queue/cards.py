@@ -32,7 +32,8 @@ from fleet_queue.sanitize import sanitize_text
 MAX_ID_LENGTH = 200
 _BAD_ID = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 
-Readiness = Literal["working", "available", "stale", "dead", "unknown"]
+Readiness = Literal["working", "available", "stale", "dead", "unknown", "paused"]
+"""``paused``: the agent's host has ``run/PAUSED``; the tick gives it nothing."""
 
 
 class CardStatus(enum.StrEnum):

@@ -74,5 +74,11 @@ class BrokerError(FleetError):
     exit_code = 6
 
 
+class StoreUnavailableError(FleetError):
+    """The card store (database) is not reachable."""
+
+    exit_code = 6
+
+
 class AgentBusyError(DeliveryError):
     """The agent's pane is busy; nothing was typed."""

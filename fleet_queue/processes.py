@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet_queue.broker import EmbeddedBroker, start_embedded_broker
+from fleet_queue.errors import UsageError
 from fleet_queue.queues import control_queue, host_queue, node_name
 from fleet_queue.settings import Settings
 
@@ -48,7 +49,16 @@ def beat_command(settings: Settings, loglevel: str = "INFO") -> list[str]:
     return [*CELERY, "beat", "-s", str(schedule), "--loglevel", loglevel]
 
 
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
 def flower_command(settings: Settings, port: int = 5555, address: str = "127.0.0.1") -> list[str]:
+    """Flower shows task arguments and can revoke tasks: without auth, loopback only."""
+    if not settings.flower_auth and address not in LOOPBACK:
+        raise UsageError(
+            f"refusing to serve Flower on {address} without auth:"
+            " set FLEET_FLOWER_AUTH=user:password"
+        )
     cmd = [*CELERY, "flower", f"--port={port}", f"--address={address}"]
     if settings.flower_auth:
         cmd.append(f"--basic-auth={settings.flower_auth}")

@@ -73,7 +73,7 @@ def available_agents(
         status = by_name.get(agent.name)
         if status is None or status.host != agent.host_or(settings.host):
             continue
-        if status.pane_alive and status.health:
+        if status.pane_alive and status.health and status.readiness != "paused":
             ready.append(status)
     return ready
 

@@ -6,10 +6,13 @@ touch tmux: they decide; host workers act.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery, Task
+from redis.exceptions import LockError
+from redis.lock import Lock
 
 from fleet_queue.nudge import clear_nudge, nudge_tick
 from fleet_queue.queues import (
@@ -65,7 +68,8 @@ def tick_once(task: Task) -> dict[str, Any]:
     claimed: list[str] = []
     try:
         while True:
-            lock.reacquire()
+            if not _still_ours(lock):
+                return {"skipped": "tick lock lost to a newer tick", "claimed": claimed}
             client.delete(rerun)
             result = run_tick(
                 ctx.store, ctx.roster, ctx.settings, lambda c: send_delivery(task.app, ctx, c)
@@ -74,10 +78,19 @@ def tick_once(task: Task) -> dict[str, Any]:
             if result.paused or not client.exists(rerun):
                 break
     finally:
-        lock.release()
+        with contextlib.suppress(LockError):
+            lock.release()
     if client.exists(rerun):
         nudge_tick(ctx.settings, task.app, reason="rerun")
     return {**result.as_dict(), "claimed": claimed}
+
+
+def _still_ours(lock: Lock) -> bool:
+    """Renew the tick lock for another round; False when it expired and was taken."""
+    try:
+        return bool(lock.reacquire())
+    except LockError:
+        return False
 
 
 def register_control_tasks(app: Celery) -> None:

@@ -332,12 +332,10 @@ def unit_states(agents: list[str]) -> dict[str, UnitState] | None:
 
 
 def unit_summary(state: UnitState | None) -> str:
-    """A few characters for ``ps``: '-' when unknown, a warning when it won't survive boot."""
+    """A few characters for ``ps``: the unit's state, and ", no boot" when not enabled."""
     if state is None:
         return "-"
-    if state.active and not state.enabled:
-        return "active, NOT enabled"
-    return f"{state.active_state or '?'}/{state.unit_file_state or '?'}"
+    return (state.active_state or "?") + ("" if state.enabled else ", no boot")
 
 
 def set_agent_enabled(agent: str, enabled: bool) -> str | None:

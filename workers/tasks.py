@@ -8,6 +8,7 @@ stale Celery message is dropped with an event, never typed twice.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery, Task
@@ -20,7 +21,7 @@ from fleet_queue.errors import (
     StaleTokenError,
 )
 from fleet_queue.nudge import nudge_tick
-from fleet_queue.pause import dispatch_allowed
+from fleet_queue.pause import dispatch_allowed, host_paused
 from fleet_queue.queues import DELIVER_TASK, HOST_STATUS_TASK, redis_key
 
 if TYPE_CHECKING:
@@ -175,6 +176,9 @@ def collect_status(task: Task) -> dict[str, Any]:
 
     ctx = _ctx(task)
     rows = [as_status(probe) for probe in probe_agents(ctx.settings, ctx.roster)]
+    if host_paused(ctx.settings):
+        # Said in the store so the tick stops sending this host cards it would only release.
+        rows = [replace(row, readiness="paused") for row in rows]
     ctx.store.upsert_agent_statuses(rows)
     previous: dict[str, str] = ctx.extras.setdefault("readiness", {})
     became_available = [

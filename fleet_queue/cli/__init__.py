@@ -21,7 +21,7 @@ from fleet_queue.cli import (
     systemd_cmd,
 )
 from fleet_queue.cli.common import CliState
-from fleet_queue.errors import FleetError
+from fleet_queue.errors import FleetError, StoreUnavailableError
 
 app = typer.Typer(
     name="fleet",
@@ -49,8 +49,16 @@ for _module in (config_cmd, roster_cmd, backlog_cmd, host_cmd, dispatch_cmd, sys
 
 def main() -> None:
     """Entry point of the ``fleet`` script: Click handles usage errors, we handle ours."""
+    from sqlalchemy.exc import OperationalError
+
     try:
         app()
     except FleetError as exc:
         typer.echo(f"fleet: {exc.message}", err=True)
         sys.exit(exc.exit_code)
+    except OperationalError as exc:
+        # A database that is down or refuses us: one line, not a traceback.
+        reason = (str(exc.orig or exc).strip().splitlines() or ["unknown error"])[0]
+        error = StoreUnavailableError(f"the card store is not reachable: {reason}")
+        typer.echo(f"fleet: {error.message}", err=True)
+        sys.exit(error.exit_code)

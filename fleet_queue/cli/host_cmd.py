@@ -267,6 +267,8 @@ def send(
 
     text = _message_text(stdin, message, file)
     settings, roster = _load(ctx)
+    if name not in roster.names():
+        raise NotFoundError(f"unknown agent {name!r} (not in the roster)")
     deliverer = Deliverer(settings, roster, verify_timeout=verify_timeout)
     try:
         receipt = deliverer.deliver(
@@ -417,12 +419,26 @@ def add(
     )
 
 
+def _forget_status(settings: Settings, name: str) -> None:
+    """``ps`` should not list a removed agent as gone forever."""
+    from fleet_queue.store import CardStore
+
+    store = CardStore.from_settings(settings)
+    try:
+        store.forget_agent(name)
+    finally:
+        store.close()
+
+
 def _boot_unit(name: str, enabled: bool) -> str:
     """Keep boot survival symmetric with the roster: enable on add, disable on remove."""
     from workers.systemd_units import agent_unit, set_agent_enabled
 
-    skipped = set_agent_enabled(name, enabled)
     verb = "enabled" if enabled else "disabled"
+    try:
+        skipped = set_agent_enabled(name, enabled)
+    except HostError as exc:  # the roster change stands; say what systemd refused
+        return f"not {verb}: {exc.message}"
     return f"{agent_unit(name)} {verb}" if skipped is None else f"not {verb}: {skipped}"
 
 
@@ -454,6 +470,7 @@ def remove(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
         boot = _boot_unit(name, enabled=False)
         stop_agents(settings, roster, [name])
     write_roster(new, settings.effective_roster_path)
+    _forget_status(settings, name)
     emit(
         {"agent": name, "removed": True, "boot_unit": boot},
         as_json,

@@ -1133,6 +1133,14 @@ class CardStore:
             stmt = self._upsert(agents, ["tenant_id", "host", "agent"], None)
             tx.conn.execute(stmt, params)
 
+    def forget_agent(self, agent: str) -> int:
+        """Drop an agent's status rows (it left the roster); how many were dropped."""
+        with self._write() as tx:
+            stmt = sa.delete(agents).where(
+                agents.c.tenant_id == self.tenant, agents.c.agent == agent
+            )
+            return tx.conn.execute(stmt).rowcount or 0
+
     def agent_statuses(self, host: str | None = None) -> list[AgentStatus]:
         with self._read() as conn:
             return [agent_from_row(row) for row in conn.execute(self._agents_stmt(host)).mappings()]

@@ -82,6 +82,26 @@ def test_pause_stops_dispatch_and_resume_restarts(team: Fleet) -> None:
     assert team.deliveries_of("p1") == 1
 
 
+def test_host_pause_file_parks_its_agents_without_churning_cards(team: Fleet) -> None:
+    from fleet_queue.pause import paused_file
+
+    marker = paused_file(team.settings)
+    marker.write_text("by=test reason=host only\n")
+    wait_until(
+        lambda: {s.readiness for s in team.store.agent_statuses()} == {"paused"},
+        timeout=10,
+        what="every agent of the paused host reported paused",
+    )
+    team.store.create(NewCard(id="hp1", title="wait for this host"))
+    time.sleep(team.settings.tick_interval * 3)
+    assert team.status("hp1") == "ready"
+    kinds = [e.kind for e in team.store.events(card_id="hp1")]
+    assert "claimed" not in kinds and "released" not in kinds, kinds
+    marker.unlink()
+    all_done(team, ["hp1"])
+    assert team.deliveries_of("hp1") == 1
+
+
 def test_same_delivery_message_twice_types_once(team: Fleet) -> None:
     # Claim it ourselves, paused so no tick races us: we hold the token the message carries.
     team.store.pause(reason="test claims by hand", by="test")

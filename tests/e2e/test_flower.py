@@ -71,3 +71,14 @@ def test_flower_needs_auth_and_lists_deliveries_with_arguments(team: Fleet, flow
 
     tasks = wait_until(deliveries, timeout=30, what="flower to list fleet.deliver_card")
     assert any("fl1" in str(t.get("args")) and "c0" in str(t.get("args")) for t in tasks), tasks
+
+
+def test_flower_without_auth_serves_only_loopback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.cli import run_fleet
+
+    monkeypatch.setenv("FLEET_HOME", str(tmp_path / "fleet"))
+    monkeypatch.delenv("FLEET_FLOWER_AUTH", raising=False)
+    run = run_fleet("flower", "--address", "0.0.0.0")
+    assert run.exit_code == 2 and "FLEET_FLOWER_AUTH" in run.stderr

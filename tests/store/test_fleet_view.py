@@ -90,3 +90,29 @@ def test_ps_shows_the_pause_and_local_probes_tmux(home: Path) -> None:
     # No agent runs on this host ("hub"): the local probe shows them as remote rows.
     assert {r["agent"] for r in rows} == {"near", "far", "silent"}
     assert all(r["session_present"] is None for r in rows)
+
+
+def test_agent_remove_drops_its_rows_from_ps(home: Path) -> None:
+    removed = run_fleet("agent", "remove", "far")
+    assert removed.exit_code == 0, removed.stderr
+    rows = {row["agent"] for row in json.loads(run_fleet("ps", "--json").stdout)["agents"]}
+    assert rows == {"near", "silent", "ghost"}
+
+
+def test_an_unreachable_store_is_one_line_and_exit_6(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.servers import free_port
+
+    url = f"postgresql+psycopg://fleet:secret@127.0.0.1:{free_port()}/fleet"
+    monkeypatch.setenv("FLEET_DATABASE_URL", url)
+    run = run_fleet("backlog", "stats")
+    assert run.exit_code == 6, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fleet: the card store is not reachable")
+    assert "secret" not in run.stderr
+
+
+def test_send_to_an_agent_not_in_the_roster_is_not_found(home: Path) -> None:
+    run = run_fleet("agent", "send", "nobody", "--message", "hello")
+    assert run.exit_code == 3 and "unknown agent 'nobody'" in run.stderr
