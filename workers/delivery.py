@@ -115,11 +115,13 @@ class Deliverer:
         *,
         verify_timeout: float = VERIFY_TIMEOUT,
         busy_window: float = BUSY_WINDOW,
+        trust_native_idle: bool = False,
     ) -> None:
         self.settings = settings
         self.roster = roster
         self.verify_timeout = verify_timeout
         self.busy_window = busy_window
+        self.trust_native_idle = trust_native_idle
         self.server = TmuxServer.for_fleet(settings, roster)
         self.control: ControlClient = self.server.control()
         self._plans: dict[str, LaunchPlan] = {}
@@ -151,7 +153,7 @@ class Deliverer:
         if state.dead:
             raise DeliveryError(f"agent {plan.agent!r}: pane is dead (run `fleet start`)")
         if not force:
-            self._refuse_busy(plan.agent, state)
+            self._refuse_busy(plan, state)
         if state.in_mode:
             self.control.command("send-keys", "-X", "-t", target, "cancel")
         before = self._stable_snapshot(target) if verify else None
@@ -206,16 +208,18 @@ class Deliverer:
         dead, in_mode, activity, width = (line[0] if line else "").split("\t")
         return PaneState(dead == "1", in_mode == "1", int(activity or 0), int(width or 80))
 
-    def _refuse_busy(self, agent: str, state: PaneState) -> None:
+    def _refuse_busy(self, plan: LaunchPlan, state: PaneState) -> None:
+        agent = plan.agent
         hb = read_heartbeat(self.settings.run_dir, agent)
-        if (
-            hb is not None
-            and hb.status == "busy"
-            and is_healthy(hb, self.settings.heartbeat_interval)
-        ):
+        healthy = hb is not None and is_healthy(hb, self.settings.heartbeat_interval)
+        if hb is not None and healthy and hb.status == "busy":
             raise AgentBusyError(
                 f"agent {agent!r} is busy (heartbeat busy, card {hb.card or '-'}); use --force"
             )
+        if self.trust_native_idle and plan.native_heartbeat and healthy:
+            # The runtime itself writes heartbeat v1 and says "ok": it is waiting for
+            # input. Only a sidecar's "ok" (process alive) needs the pane to go quiet too.
+            return
         idle = time.time() - state.activity
         if idle < self.busy_window:
             raise AgentBusyError(

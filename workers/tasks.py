@@ -8,6 +8,7 @@ stale Celery message is dropped with an event, never typed twice.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ from fleet_queue.queues import DELIVER_TASK, HOST_STATUS_TASK, redis_key
 if TYPE_CHECKING:
     from fleet_queue.cards import AgentStatus, Card
     from fleet_queue.context import FleetContext
-    from workers.delivery import Deliverer
+    from workers.delivery import Deliverer, DeliveryReceipt
     from workers.probe import AgentProbe
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,9 @@ def deliverer_for(ctx: FleetContext) -> Deliverer:
     if current is None or ctx.extras.get("deliverer_roster") is not roster:
         if current is not None:
             current.close()
-        current = Deliverer(ctx.settings, roster, busy_window=DISPATCH_BUSY_WINDOW)
+        current = Deliverer(
+            ctx.settings, roster, busy_window=DISPATCH_BUSY_WINDOW, trust_native_idle=True
+        )
         ctx.extras["deliverer"] = current
         ctx.extras["deliverer_roster"] = roster
     deliverer: Deliverer = current
@@ -96,9 +99,7 @@ def deliver(task: Task, card_id: str, token: int, agent: str) -> dict[str, Any]:
         return {"dropped": "already typed"}
     text = render_card(card, token, card.acceptance)
     try:
-        receipt = deliverer_for(ctx).deliver(
-            agent, text, source=f"{ctx.settings.host}:fleet", verify=True
-        )
+        receipt = deliver_when_free(ctx, agent, text)
     except AgentBusyError as exc:
         return wait_for_quiet_pane(task, ctx, card_id, token, str(exc))
     except DeliveryError as exc:
@@ -106,6 +107,30 @@ def deliver(task: Task, card_id: str, token: int, agent: str) -> dict[str, Any]:
         return {"released": str(exc)}
     record_delivered(ctx, card_id, token, agent)
     return {"delivered": card_id, "agent": agent, "token": token, "ms": receipt.ms}
+
+
+QUICK_WAIT_SECONDS = 0.3
+QUICK_POLL_SECONDS = 0.01
+
+
+def deliver_when_free(ctx: FleetContext, agent: str, text: str) -> DeliveryReceipt:
+    """Deliver, waiting a moment in this thread for a pane that is about to be free.
+
+    The tick gives an agent its next card as soon as the last one is closed, which
+    is a few milliseconds before the agent's heartbeat says ``ok``. Polling the
+    heartbeat here costs one file read and one tmux query per try; a Celery retry
+    (``wait_for_quiet_pane``) costs a broker round trip and at least 100 ms.
+    """
+    deadline = time.monotonic() + QUICK_WAIT_SECONDS
+    while True:
+        try:
+            return deliverer_for(ctx).deliver(
+                agent, text, source=f"{ctx.settings.host}:fleet", verify=True
+            )
+        except AgentBusyError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(QUICK_POLL_SECONDS)
 
 
 def record_delivered(ctx: FleetContext, card_id: str, token: int, agent: str) -> None:

@@ -12,6 +12,7 @@ commands to its stdin, which costs a pipe round trip, not a process start.
 
 from __future__ import annotations
 
+import io
 import os
 import queue
 import subprocess
@@ -360,15 +361,21 @@ class ControlClient:
             proc.wait()
 
 
+READ_BUFFER = 1 << 16
+
+
 def _read_blocks(
     proc: subprocess.Popen[bytes], answers: queue.Queue[tuple[bool, list[str]] | None]
 ) -> None:
     """Parse ``%begin``/``%end``/``%error`` blocks of client commands (flag 1)."""
     assert proc.stdout is not None
+    # The pipe is unbuffered (bufsize=0 for the command side); reading its lines
+    # straight from it costs one read(2) per byte. A capture-pane answer is KBs.
+    stdout = io.BufferedReader(proc.stdout, buffer_size=READ_BUFFER)  # type: ignore[type-var]
     block: list[str] | None = None
     guard = ""
     client_cmd = False
-    for raw in proc.stdout:
+    for raw in stdout:
         line = raw.decode("utf-8", errors="replace").rstrip("\n")
         if block is None:
             if line.startswith("%begin "):

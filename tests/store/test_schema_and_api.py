@@ -48,3 +48,8 @@ def test_enqueue_and_backlog(fleet_home: Path, tmp_path: Path) -> None:
         assert backlog.get("A2").unmet_deps == 0
         assert {c.id for c in backlog.list(status="done")} == {"A1"}
     assert nudges.count("created") == 4 and "done" in nudges
+
+
+def test_the_head_constant_is_alembics_head() -> None:
+    """``migrate.HEAD`` spares every process Alembic; a new migration must move it too."""
+    assert migrate.head_revision() == migrate.HEAD
