@@ -18,43 +18,62 @@ from celery import Celery
 QUEUE = "bench.bare"
 COUNTER = "bench:bare:done"
 FINISHED = "bench:bare:finished"
+NOOP = "bench.noop"
+DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 
-app = Celery("bench_bare", broker=os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/0"))
-app.conf.update(
-    task_serializer="json",
-    accept_content=["json"],
-    task_ignore_result=True,
-    task_acks_late=True,
-    task_reject_on_worker_lost=True,
-    worker_prefetch_multiplier=1,
-    task_default_queue=QUEUE,
-    worker_hijack_root_logger=False,
-)
+def make_app(broker_url: str) -> Celery:
+    """The bare app on ``broker_url``: our reliability settings, a task that does nothing."""
+    bare = Celery("bench_bare", broker=broker_url, set_as_current=False)
+    bare.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=QUEUE,
+        worker_hijack_root_logger=False,
+    )
+    bare.task(name=NOOP)(noop)
+    return bare
+
+
+def noop(target: int) -> None:
+    if client().incr(COUNTER) == target:
+        client().set(FINISHED, repr(time.time()))
+
+
 _client: redis.Redis | None = None
 
 
 def client() -> redis.Redis:
     global _client
     if _client is None:
-        _client = redis.Redis.from_url(app.conf.broker_url)
+        _client = redis.Redis.from_url(os.environ.get("BENCH_BROKER_URL", DEFAULT_BROKER))
     return _client
 
 
-def use_broker(url: str) -> None:
-    """Point the app at another broker; drop pools that still hold the old one's sockets."""
-    global _client
-    app.close()
-    app.conf.broker_url = url
-    _client = None
+_apps: dict[str, Celery] = {}
 
 
-def ping() -> bool:
-    """True once a worker answers, asked on a connection of its own (see processes._ping)."""
-    with app.connection_for_write() as conn:
-        return bool(app.control.ping(timeout=0.5, connection=conn))
+def app_for(broker_url: str) -> Celery:
+    """One app per broker for the sending side: an app's pools stay bound to the broker
+    it first talked to (kombu keeps them), so a new broker gets a new app."""
+    if broker_url not in _apps:
+        _apps[broker_url] = make_app(broker_url)
+    return _apps[broker_url]
 
 
-@app.task(name="bench.noop")  # type: ignore[untyped-decorator]
-def noop(target: int) -> None:
-    if client().incr(COUNTER) == target:
-        client().set(FINISHED, repr(time.time()))
+def ping(broker_url: str) -> bool:
+    """True once a bare worker answers, asked on a connection of its own."""
+    sender = app_for(broker_url)
+    with sender.connection_for_write() as conn:
+        return bool(sender.control.ping(timeout=0.5, connection=conn))
+
+
+def send_noop(broker_url: str, target: int) -> None:
+    app_for(broker_url).tasks[NOOP].apply_async(args=(target,))
+
+
+app = make_app(os.environ.get("BENCH_BROKER_URL", DEFAULT_BROKER))
+"""The worker side: ``celery -A bench.bare_app worker`` (broker from BENCH_BROKER_URL)."""

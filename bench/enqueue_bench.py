@@ -24,11 +24,11 @@ from tests.support.servers import postgres_server, redis_server
 def apply_async_rate(broker_url: str, tasks: int) -> float:
     from bench import bare_app
 
-    bare_app.use_broker(broker_url)
-    bare_app.noop.apply_async(args=(0,))  # connect before the clock starts
+    noop = bare_app.app_for(broker_url).tasks[bare_app.NOOP]
+    noop.apply_async(args=(0,))  # connect before the clock starts
     start = time.perf_counter()
     for _ in range(tasks):
-        bare_app.noop.apply_async(args=(0,))
+        noop.apply_async(args=(0,))
     elapsed = time.perf_counter() - start
     redis.Redis.from_url(broker_url).delete(bare_app.QUEUE)
     return tasks / elapsed

@@ -114,8 +114,7 @@ def bare_worker(broker_url: str, logs: Path) -> Iterator[subprocess.Popen[bytes]
     try:
         from bench import bare_app
 
-        bare_app.use_broker(broker_url)
-        wait_until(bare_app.ping, timeout=60,
+        wait_until(lambda: bare_app.ping(broker_url), timeout=60,
                    what="the bare Celery worker to answer")
         yield proc
     finally:
@@ -133,9 +132,10 @@ def bare_drain(broker_url: str, tasks: int) -> float:
 
     client = redis.Redis.from_url(broker_url)
     client.delete(bare_app.COUNTER, bare_app.FINISHED)
+    noop = bare_app.app_for(broker_url).tasks[bare_app.NOOP]
     start = time.time()
     for _ in range(tasks):
-        bare_app.noop.apply_async(args=(tasks,))
+        noop.apply_async(args=(tasks,))
     wait_until(lambda: client.exists(bare_app.FINISHED) == 1, timeout=300,
                what="the bare worker to drain")
     finished = float(client.get(bare_app.FINISHED) or 0)
