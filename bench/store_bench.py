@@ -103,6 +103,7 @@ def _raw_claimer(url: str, agent: str, barrier: Any, out: Any) -> None:
     if url.startswith("sqlite"):
         conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None, timeout=30)
         conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA synchronous=NORMAL")  # as the store's connections: a fair floor
         barrier.wait()
         start = time.time()
         while True:
