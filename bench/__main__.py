@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import Figure
+from bench.common import Figure, fmt_num
 
 Runner = Callable[[bool], list[Figure]]
 NAMES = ("tmux", "tick", "claims", "enqueue", "fleet")
@@ -35,17 +35,22 @@ def runner(name: str) -> Runner:
     """Imported on demand: ``--only tmux`` does not pay for importing Celery."""
     if name == "fleet":
         from bench.fleet_bench import run as fleet
+
         return fleet
     if name == "enqueue":
         from bench.enqueue_bench import run as enqueue
+
         return enqueue
     if name == "tick":
         from bench.tick_bench import run as tick
+
         return tick
     if name == "claims":
         from bench.claims_bench import run as claims
+
         return claims
     from bench.tmux_bench import run as tmux
+
     return tmux
 
 
@@ -88,31 +93,29 @@ def _celery_version() -> str:
     return str(celery.__version__)
 
 
-def _num(value: float) -> str:
-    if value >= 1000:
-        return f"{value:,.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
 def print_table(figures: list[Figure]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title="fleet-queue benchmarks (median of repetitions; spread = min–max)")
-    for column, justify in (("figure", "left"), ("ours", "right"), ("spread", "right"),
-                            ("baseline", "left"), ("baseline value", "right"),
-                            ("ratio", "right"), ("aim", "left")):
+    for column, justify in (
+        ("figure", "left"),
+        ("ours", "right"),
+        ("spread", "right"),
+        ("baseline", "left"),
+        ("baseline value", "right"),
+        ("ratio", "right"),
+        ("aim", "left"),
+    ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for f in figures:
         base = f.baseline
         table.add_row(
             f.name,
-            f"{_num(f.value.median)} {f.unit}",
-            f"{_num(f.value.min)}–{_num(f.value.max)} (n={f.value.n})",
+            f"{fmt_num(f.value.median)} {f.unit}",
+            f"{fmt_num(f.value.min)}–{fmt_num(f.value.max)} (n={f.value.n})",
             f.baseline_name or "",
-            f"{_num(base.median)} ({_num(base.min)}–{_num(base.max)})" if base else "",
+            f"{fmt_num(base.median)} ({fmt_num(base.min)}–{fmt_num(base.max)})" if base else "",
             f"{f.ratio:.2f}" if f.ratio is not None else "",
             f.aim,
         )

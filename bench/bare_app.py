@@ -21,6 +21,7 @@ FINISHED = "bench:bare:finished"
 NOOP = "bench.noop"
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 
+
 def make_app(broker_url: str) -> Celery:
     """The bare app on ``broker_url``: our reliability settings, a task that does nothing."""
     bare = Celery("bench_bare", broker=broker_url, set_as_current=False)

@@ -28,14 +28,16 @@ def run(quick: bool = False) -> list[Figure]:
             raw["sqlite"].append(claims_raw(f"{base}/r{rep}.db", claims, CLAIMERS))
     with postgres_server() as pg:
         for rep in range(reps):
-            ours["postgresql"].append(
-                claims_store(pg.create_database(f"s{rep}"), claims, CLAIMERS)
-            )
+            ours["postgresql"].append(claims_store(pg.create_database(f"s{rep}"), claims, CLAIMERS))
             raw["postgresql"].append(claims_raw(pg.create_database(f"r{rep}"), claims, CLAIMERS))
     return [
         Figure(
-            "claims", f"(e) claims/s, {CLAIMERS} processes, {backend}", "claims/s",
-            Stats.of(ours[backend]), "raw SQL claim, same processes", Stats.of(raw[backend]),
+            "claims",
+            f"(e) claims/s, {CLAIMERS} processes, {backend}",
+            "claims/s",
+            Stats.of(ours[backend]),
+            "raw SQL claim, same processes",
+            Stats.of(raw[backend]),
             extra={"claims": claims, "samples": ours[backend], "baseline_samples": raw[backend]},
         )
         for backend in ours

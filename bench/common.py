@@ -45,6 +45,15 @@ class Stats:
         return 100.0 * (self.max - self.min) / self.median if self.median else 0.0
 
 
+def fmt_num(value: float) -> str:
+    """A figure with as many digits as it deserves: 12,345 / 123.4 / 1.23."""
+    if value >= 1000:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
 def percentile(ordered: Sequence[float], p: float) -> float:
     """Nearest-rank percentile of sorted samples."""
     index = min(len(ordered) - 1, max(0, round(p * len(ordered) + 0.5) - 1))

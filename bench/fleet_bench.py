@@ -54,8 +54,15 @@ class Params:
 
     @classmethod
     def quick(cls) -> Params:
-        return cls(agents=4, bare_tasks=300, cards_api=24, cards_cli=8, reps=2,
-                   latency_samples=6, beat_samples=4)
+        return cls(
+            agents=4,
+            bare_tasks=300,
+            cards_api=24,
+            cards_cli=8,
+            reps=2,
+            latency_samples=6,
+            beat_samples=4,
+        )
 
 
 # --- the stub logs, read incrementally -----------------------------------------------------
@@ -105,17 +112,36 @@ def tail_of(fleet: Fleet) -> LogTail:
 @contextmanager
 def bare_worker(broker_url: str, logs: Path) -> Iterator[subprocess.Popen[bytes]]:
     env = {**os.environ, "BENCH_BROKER_URL": broker_url}
-    cmd = [sys.executable, "-m", "celery", "-A", "bench.bare_app", "worker", "-Q", "bench.bare",
-           "-n", f"bare-{uuid.uuid4().hex[:6]}@bench", "--pool", "threads", "--concurrency", "4",
-           "--without-gossip", "--without-mingle", "--loglevel", "WARNING"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "bench.bare_app",
+        "worker",
+        "-Q",
+        "bench.bare",
+        "-n",
+        f"bare-{uuid.uuid4().hex[:6]}@bench",
+        "--pool",
+        "threads",
+        "--concurrency",
+        "4",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        "WARNING",
+    ]
     with (logs / "bare-worker.log").open("ab") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         from bench import bare_app
 
-        wait_until(lambda: bare_app.ping(broker_url), timeout=60,
-                   what="the bare Celery worker to answer")
+        wait_until(
+            lambda: bare_app.ping(broker_url), timeout=60, what="the bare Celery worker to answer"
+        )
         yield proc
     finally:
         proc.terminate()
@@ -136,8 +162,9 @@ def bare_drain(broker_url: str, tasks: int) -> float:
     start = time.time()
     for _ in range(tasks):
         noop.apply_async(args=(tasks,))
-    wait_until(lambda: client.exists(bare_app.FINISHED) == 1, timeout=300,
-               what="the bare worker to drain")
+    wait_until(
+        lambda: client.exists(bare_app.FINISHED) == 1, timeout=300, what="the bare worker to drain"
+    )
     finished = float(client.get(bare_app.FINISHED) or 0)
     return tasks / (finished - start)
 
@@ -173,9 +200,15 @@ def bench_fleet(
 ) -> Iterator[Fleet]:
     redis.Redis.from_url(broker_url).flushall()
     settings = fleet_settings(
-        home, broker_url, f"fqb{uuid.uuid4().hex[:8]}",
-        heartbeat_interval=1.0, host_status_interval=2.0, tick_interval=1.0,
-        reclaim_interval=5.0, lease_ttl=120.0, nudge=nudge,
+        home,
+        broker_url,
+        f"fqb{uuid.uuid4().hex[:8]}",
+        heartbeat_interval=1.0,
+        host_status_interval=2.0,
+        tick_interval=1.0,
+        reclaim_interval=5.0,
+        lease_ttl=120.0,
+        nudge=nudge,
     )
     env = {"FLEET_STUB_WORK": "0", "FLEET_STUB_COMPLETE": completion}
     roster = stub_roster([(f"s{n}", "coder") for n in range(agents)], env=env)
@@ -208,11 +241,18 @@ def throughput(fleet: Fleet, tail: LogTail, prefix: str, cards: int) -> float:
     fleet.store.create_many(NewCard(id=card, title=f"bench {card}") for card in ids)
 
     def delivered() -> list[Event]:
-        return [e for e in fleet.store.events(kind="delivered", since=start - 1, limit=None)
-                if e.card_id and e.card_id.startswith(prefix)]
+        return [
+            e
+            for e in fleet.store.events(kind="delivered", since=start - 1, limit=None)
+            if e.card_id and e.card_id.startswith(prefix)
+        ]
 
-    wait_until(lambda: len(delivered()) >= cards, timeout=60 + cards, interval=0.1,
-               what=f"{cards} cards delivered")
+    wait_until(
+        lambda: len(delivered()) >= cards,
+        timeout=60 + cards,
+        interval=0.1,
+        what=f"{cards} cards delivered",
+    )
     end = max(e.at.timestamp() for e in delivered())
     wait_until(lambda: tail.count(prefix) >= cards, timeout=30, what="stub logs")
     twice = [card for card in ids if len(tail.received.get(card, [])) != 1]
@@ -259,8 +299,9 @@ def run(quick: bool = False) -> list[Figure]:
             throughput(fleet, tail, "w", max(p.agents, 8))  # warm up connections
             idle.append(tree_rss_mib(pid))
             with RssSampler(pid) as load:
-                rates["api"] = [throughput(fleet, tail, f"a{r}-", p.cards_api)
-                                for r in range(p.reps)]
+                rates["api"] = [
+                    throughput(fleet, tail, f"a{r}-", p.cards_api) for r in range(p.reps)
+                ]
             lat_nudge = latencies(fleet, tail, "ln", p.latency_samples)
         with bench_fleet(root / "cli", srv.url, p.agents, "cli") as fleet:
             tail = tail_of(fleet)
@@ -270,29 +311,63 @@ def run(quick: bool = False) -> list[Figure]:
     aim_e2e = "≥ 0.8 × bare drain"
     modes = (("api", "stub completes in-process"), ("cli", "stub runs `fleet card done`"))
     for mode, what in modes:
-        figures.append(Figure(
-            "fleet", f"(a) end-to-end cards/s, {p.agents} agents, {what}", "cards/s",
-            Stats.of(rates[mode]), "bare Celery no-op drain, tasks/s", bare, aim=aim_e2e,
-            extra={"cards_per_rep": p.cards_api if mode == "api" else p.cards_cli,
-                   "samples": rates[mode], "baseline_samples": bare_rates},
-        ))
+        figures.append(
+            Figure(
+                "fleet",
+                f"(a) end-to-end cards/s, {p.agents} agents, {what}",
+                "cards/s",
+                Stats.of(rates[mode]),
+                "bare Celery no-op drain, tasks/s",
+                bare,
+                aim=aim_e2e,
+                extra={
+                    "cards_per_rep": p.cards_api if mode == "api" else p.cards_cli,
+                    "samples": rates[mode],
+                    "baseline_samples": bare_rates,
+                },
+            )
+        )
     nudge, beat = Stats.of(lat_nudge), Stats.of(lat_beat)
-    figures.append(Figure(
-        "fleet", "(b) enqueue → pane latency p50, nudge", "ms", nudge,
-        "beat only (tick 1 s), p50", beat, higher_is_better=False,
-        aim="p50 ≤ 25 ms, p99 ≤ 100 ms",
-        extra={"p99_ms": _p99(lat_nudge), "beat_p99_ms": _p99(lat_beat),
-               "samples": lat_nudge, "baseline_samples": lat_beat},
-    ))
-    figures.append(Figure(
-        "fleet", "(g) host worker RSS idle", "MiB", Stats.of(idle),
-        "bare Celery worker RSS idle", Stats.of([bare_idle]), higher_is_better=False,
-    ))
-    figures.append(Figure(
-        "fleet", "(g) host worker RSS under load (peak)", "MiB", Stats.of([load.peak]),
-        "bare Celery worker under load (peak)", Stats.of([bare_load.peak]),
-        higher_is_better=False,
-    ))
+    figures.append(
+        Figure(
+            "fleet",
+            "(b) enqueue → pane latency p50, nudge",
+            "ms",
+            nudge,
+            "beat only (tick 1 s), p50",
+            beat,
+            higher_is_better=False,
+            aim="p50 ≤ 25 ms, p99 ≤ 100 ms",
+            extra={
+                "p99_ms": _p99(lat_nudge),
+                "beat_p99_ms": _p99(lat_beat),
+                "samples": lat_nudge,
+                "baseline_samples": lat_beat,
+            },
+        )
+    )
+    figures.append(
+        Figure(
+            "fleet",
+            "(g) host worker RSS idle",
+            "MiB",
+            Stats.of(idle),
+            "bare Celery worker RSS idle",
+            Stats.of([bare_idle]),
+            higher_is_better=False,
+        )
+    )
+    figures.append(
+        Figure(
+            "fleet",
+            "(g) host worker RSS under load (peak)",
+            "MiB",
+            Stats.of([load.peak]),
+            "bare Celery worker under load (peak)",
+            Stats.of([bare_load.peak]),
+            higher_is_better=False,
+        )
+    )
     return figures
 
 

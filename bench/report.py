@@ -14,19 +14,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-
-def _num(value: float) -> str:
-    if value >= 1000:
-        return f"{value:,.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
+from bench.common import fmt_num
 
 
 def _cell(stats: dict[str, Any] | None) -> str:
     if not stats:
         return ""
-    return f"{_num(stats['median'])} ({_num(stats['min'])}–{_num(stats['max'])})"
+    return f"{fmt_num(stats['median'])} ({fmt_num(stats['min'])}–{fmt_num(stats['max'])})"
 
 
 def table(report: dict[str, Any], before: dict[str, Any] | None = None) -> str:
@@ -48,7 +42,7 @@ def table(report: dict[str, Any], before: dict[str, Any] | None = None) -> str:
         ]
         if before is not None:
             prior = old.get(f["name"])
-            row.insert(2, _num(prior["value"]["median"]) if prior else "")
+            row.insert(2, fmt_num(prior["value"]["median"]) if prior else "")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

@@ -188,8 +188,12 @@ def tick_claim_ms(url: str, count: int, agents: int = 100, rounds: int = 5) -> f
     """Median ms of one claim_batch for ``agents`` agents over ``count`` ready cards."""
     with CardStore(url, tenant="tick", host="bench") as store:
         store.create_many(
-            NewCard(id=f"t{i:06d}", title="t", priority=i % 10,
-                    target_class="coder" if i % 3 == 0 else None)
+            NewCard(
+                id=f"t{i:06d}",
+                title="t",
+                priority=i % 10,
+                target_class="coder" if i % 3 == 0 else None,
+            )
             for i in range(count)
         )
         requests = [
@@ -237,9 +241,7 @@ def run(cards: int = 100_000, claims: int = 3000, claimers: int = 4) -> dict[str
     """All figures, as ``{"sqlite": {...}, "postgresql": {...}, "params": {...}}``."""
     from tests.support.servers import postgres_server
 
-    figures: dict[str, Any] = {
-        "params": {"cards": cards, "claims": claims, "claimers": claimers}
-    }
+    figures: dict[str, Any] = {"params": {"cards": cards, "claims": claims, "claimers": claimers}}
     with tempfile.TemporaryDirectory(prefix="fleet-store-bench-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         figures["sqlite"] = bench_backend(url, cards, claims, claimers)

@@ -47,18 +47,31 @@ def roster_of(agents: int) -> Roster:
 def statuses(roster: Roster, tenant: str) -> list[AgentStatus]:
     now = datetime.now(UTC)
     return [
-        AgentStatus(tenant_id=tenant, host=HOST, agent=a.name, runtime="stub",
-                    agent_class=a.agent_class, heartbeat_at=now, health=True,
-                    heartbeat_status="ok", pane_alive=True, readiness="available",
-                    updated_at=now)
+        AgentStatus(
+            tenant_id=tenant,
+            host=HOST,
+            agent=a.name,
+            runtime="stub",
+            agent_class=a.agent_class,
+            heartbeat_at=now,
+            health=True,
+            heartbeat_status="ok",
+            pane_alive=True,
+            readiness="available",
+            updated_at=now,
+        )
         for a in roster.agents
     ]
 
 
 def add_cards(store: CardStore, start: int, count: int) -> int:
     store.create_many(
-        NewCard(id=f"t{i:07d}", title=f"tick {i}", priority=i % 10,
-                target_class="coder" if i % 3 == 0 else None)
+        NewCard(
+            id=f"t{i:07d}",
+            title=f"tick {i}",
+            priority=i % 10,
+            target_class="coder" if i % 3 == 0 else None,
+        )
         for i in range(start, start + count)
     )
     return start + count
@@ -107,10 +120,17 @@ def run(quick: bool = False) -> list[Figure]:
     for backend, by_size in results.items():
         base = Stats.of(by_size[sizes[0]])
         for size, samples in by_size.items():
-            figures.append(Figure(
-                "tick", f"(d) supervisor tick, {AGENTS} agents, {size:,} ready, {backend}", "ms",
-                Stats.of(samples), f"tick at {sizes[0]:,} ready" if size != sizes[0] else None,
-                base if size != sizes[0] else None, higher_is_better=False,
-                aim="≤ 50 ms and ≤ 2 × tick at 1k", extra={"samples": samples},
-            ))
+            figures.append(
+                Figure(
+                    "tick",
+                    f"(d) supervisor tick, {AGENTS} agents, {size:,} ready, {backend}",
+                    "ms",
+                    Stats.of(samples),
+                    f"tick at {sizes[0]:,} ready" if size != sizes[0] else None,
+                    base if size != sizes[0] else None,
+                    higher_is_better=False,
+                    aim="≤ 50 ms and ≤ 2 × tick at 1k",
+                    extra={"samples": samples},
+                )
+            )
     return figures

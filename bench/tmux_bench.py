@@ -15,13 +15,27 @@ def run(quick: bool = False) -> list[Figure]:
     chained = Stats.of(results["subprocess send-keys chained"]["samples_ms"])
     rows = [
         ("deliver one line", "(f) delivery, one line (tmux -C)", base, BASELINE, "≤ 1 ms"),
-        ("deliver one line", "(f) delivery, one line vs one chained process", chained,
-         "subprocess send-keys chained", "≤ 1 ms"),
+        (
+            "deliver one line",
+            "(f) delivery, one line vs one chained process",
+            chained,
+            "subprocess send-keys chained",
+            "≤ 1 ms",
+        ),
         ("deliver multi-line", "(f) delivery, multi-line paste (tmux -C)", base, BASELINE, ""),
         ("deliver + verify", "(f) delivery + verify, one line", base, BASELINE, ""),
     ]
     return [
-        Figure("tmux", label, "ms", Stats.of(results[key]["samples_ms"]), base_name, baseline,
-               higher_is_better=False, aim=aim, extra={"tmux": figures["tmux"]})
+        Figure(
+            "tmux",
+            label,
+            "ms",
+            Stats.of(results[key]["samples_ms"]),
+            base_name,
+            baseline,
+            higher_is_better=False,
+            aim=aim,
+            extra={"tmux": figures["tmux"]},
+        )
         for key, label, baseline, base_name, aim in rows
     ]

@@ -229,7 +229,8 @@ def reconfigure(
         merged.append(agent.model_copy(update=changes))
     fresh_names = {agent.name for agent in fresh}
     kept = [
-        agent for agent in existing.agents
+        agent
+        for agent in existing.agents
         if agent.name not in base_agents and agent.name not in fresh_names
     ]
     agents = _apply(target, merged + kept, choices or InitChoices(), runtimes_from=existing)
@@ -241,8 +242,12 @@ def reconfigure(
         },
         **{key: value for key, value in origin.items() if value},
     }
-    roster = _assemble(existing.model_copy(update={"preset": None, "profile": None}), agents,
-                       f"reconfigure from {_label(target)}", **top)
+    roster = _assemble(
+        existing.model_copy(update={"preset": None, "profile": None}),
+        agents,
+        f"reconfigure from {_label(target)}",
+        **top,
+    )
     return MergeReport(
         roster=roster,
         kept=[agent.name for agent in kept],
@@ -291,8 +296,10 @@ class Wizard:
         templates = list_templates()
         for number, template in enumerate(templates, start=1):
             size = len(template.roster.agents)
-            self.show(f"{number:>2}. {template.kind:<7} {template.name:<19} {size:>2} agents"
-                      f"  {template.title}")
+            self.show(
+                f"{number:>2}. {template.kind:<7} {template.name:<19} {size:>2} agents"
+                f"  {template.title}"
+            )
         answer = self.ask("Configuration type (number or name)", "coding").strip()
         if answer.isdigit() and 1 <= int(answer) <= len(templates):
             return templates[int(answer) - 1]
@@ -329,8 +336,11 @@ class Wizard:
             runtime = self.ask(f"Runtime of {name}", _lead_runtime(template.roster)).strip()
             check_runtime(template.roster, runtime, f"runtime of {name}")
             model = self.ask(f"Model of {name} (blank: none)", "").strip()
-            added.append(AgentSpec(name=name, agent_class=agent_class, runtime=runtime,
-                                   model_hint=model or None))
+            added.append(
+                AgentSpec(
+                    name=name, agent_class=agent_class, runtime=runtime, model_hint=model or None
+                )
+            )
         return added
 
 

@@ -34,7 +34,7 @@ echo "== installing fleet-queue[dev]"
 export PATH="$PWD/.venv/bin:$PATH"
 
 status=0
-echo "== ruff";  ruff check . || status=1
+echo "== ruff";  ruff check . || status=1; ruff format --check . || status=1
 echo "== mypy";  mypy || status=1
 echo "== pytest"
 pytest "$@" || status=1

@@ -82,9 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--node", help="Celery node name [default: this host's node].")
     parser.add_argument("--queue", help="Queue it must consume [default: this host's queue].")
-    parser.add_argument(
-        "--print-node", action="store_true", help="Print the node name and exit."
-    )
+    parser.add_argument("--print-node", action="store_true", help="Print the node name and exit.")
     parser.add_argument("--broker", help="Broker URL [default: the fleet's broker].")
     parser.add_argument("--timeout", type=float, default=5.0, help="Seconds to wait for replies.")
     return parser

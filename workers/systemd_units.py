@@ -182,7 +182,8 @@ def render_tmux_unit(ctx: UnitContext) -> str:
             "ExecStart="
             + _command(
                 *ctx.tmux_args("new-session", "-d", "-s", holder, "-x", "200", "-y", "50"),
-                *HOLDER_COMMAND, ignore_failure=True,  # no "--": tmux 3.3a crashes on it
+                *HOLDER_COMMAND,
+                ignore_failure=True,  # no "--": tmux 3.3a crashes on it
             ),
             f"ExecStart={_command(*ctx.tmux_args('has-session', '-t', exact(holder)))}",
             f"ExecStop={_command(*ctx.tmux_args('kill-server'), ignore_failure=True)}",
@@ -241,9 +242,7 @@ def render_beat_unit(ctx: UnitContext) -> str:
     )
 
 
-def render_units(
-    settings: Settings, roster: Roster, fleet: Path | None = None
-) -> dict[str, str]:
+def render_units(settings: Settings, roster: Roster, fleet: Path | None = None) -> dict[str, str]:
     """Unit file name -> text, for this host's part of the fleet."""
     ctx = UnitContext.resolve(settings, roster, fleet)
     return {

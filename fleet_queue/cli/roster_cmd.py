@@ -94,8 +94,12 @@ def presets_list(as_json: JsonFlag = False) -> None:
     """List the presets."""
     presets = catalog.list_presets()
     rows = [
-        {"name": p.name, "title": p.title, "agents": len(p.roster.agents),
-         "description": p.description}
+        {
+            "name": p.name,
+            "title": p.title,
+            "agents": len(p.roster.agents),
+            "description": p.description,
+        }
         for p in presets
     ]
     emit(rows, as_json, lambda: print_table(rows, ["name", "agents", "description"]))
@@ -105,8 +109,12 @@ def presets_list(as_json: JsonFlag = False) -> None:
 def presets_show(name: NameArg, as_json: JsonFlag = False) -> None:
     """Show one preset's roster."""
     preset = catalog.load_preset(name)
-    data = {"name": preset.name, "title": preset.title, "description": preset.description,
-            "roster": preset.roster.model_dump(mode="json", by_alias=True, exclude_none=True)}
+    data = {
+        "name": preset.name,
+        "title": preset.title,
+        "description": preset.description,
+        "roster": preset.roster.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
     emit(data, as_json, lambda: _render_template(catalog.template_of_preset(preset)))
 
 
@@ -116,8 +124,15 @@ def profiles_list(as_json: JsonFlag = False) -> None:
     rows = []
     for profile in catalog.list_profiles():
         roster = catalog.expand_profile(profile)
-        rows.append({"name": profile.name, "title": profile.title, "lead": profile.lead,
-                     "agents": len(roster.agents), "description": profile.description})
+        rows.append(
+            {
+                "name": profile.name,
+                "title": profile.title,
+                "lead": profile.lead,
+                "agents": len(roster.agents),
+                "description": profile.description,
+            }
+        )
     emit(rows, as_json, lambda: print_table(rows, ["name", "lead", "agents", "description"]))
 
 
@@ -126,8 +141,10 @@ def profiles_show(name: NameArg, as_json: JsonFlag = False) -> None:
     """Show one profile: its seats and the roster they expand to."""
     profile = catalog.load_profile(name)
     roster = catalog.expand_profile(profile)
-    data = {**profile.model_dump(mode="json", by_alias=True, exclude_none=True),
-            "roster": roster.model_dump(mode="json", by_alias=True, exclude_none=True)}
+    data = {
+        **profile.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "roster": roster.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
     emit(data, as_json, lambda: _render_template(catalog.template_of_profile(profile)))
 
 
@@ -153,10 +170,14 @@ def roles_list(
 def roles_show(name: NameArg, as_json: JsonFlag = False) -> None:
     """Print one role contract."""
     role = catalog.load_role(name)
-    emit({**role.as_dict(), "body": role.body}, as_json, lambda: typer.echo(
-        f"{role.name} (class {role.agent_class}, domain {role.domain}, "
-        f"persistent {str(role.persistent).lower()})\n\n{role.body}"
-    ))
+    emit(
+        {**role.as_dict(), "body": role.body},
+        as_json,
+        lambda: typer.echo(
+            f"{role.name} (class {role.agent_class}, domain {role.domain}, "
+            f"persistent {str(role.persistent).lower()})\n\n{role.body}"
+        ),
+    )
 
 
 def _show_roster(roster: Roster, title: str) -> None:
@@ -184,27 +205,46 @@ def _choices(
 
 def init(
     ctx: typer.Context,
-    profile: Annotated[str | None, typer.Option(
-        "--profile", help="Profile (or, failing that, preset) to start from; skips the wizard.",
-    )] = None,
-    preset: Annotated[str | None, typer.Option(
-        "--preset", help="Preset to start from; skips the wizard.")] = None,
-    runtime: Annotated[list[str], typer.Option(
-        "--runtime", help="CLASS=RUNTIME for every agent of a class (repeatable).")] = [],  # noqa: B006
-    model: Annotated[list[str], typer.Option(
-        "--model", help="CLASS=MODEL hint for every agent of a class (repeatable).")] = [],  # noqa: B006
-    add: Annotated[list[str], typer.Option(
-        "--add", help="NAME=CLASS[:RUNTIME]: an extra worker (repeatable).")] = [],  # noqa: B006
-    remove: Annotated[list[str], typer.Option(
-        "--remove", help="NAME: leave this agent out; floor agents stay (repeatable).")] = [],  # noqa: B006
-    write: Annotated[bool, typer.Option(
-        "--write", help="Write roster.yaml (without it, the roster is printed).")] = False,
-    force: Annotated[bool, typer.Option(
-        "--force", help="Replace an existing roster.yaml.")] = False,
-    reconfigure: Annotated[bool, typer.Option(
-        "--reconfigure",
-        help="Regenerate from the recorded (or given) preset/profile, keeping your changes.",
-    )] = False,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            help="Profile (or, failing that, preset) to start from; skips the wizard.",
+        ),
+    ] = None,
+    preset: Annotated[
+        str | None, typer.Option("--preset", help="Preset to start from; skips the wizard.")
+    ] = None,
+    runtime: Annotated[
+        list[str],
+        typer.Option("--runtime", help="CLASS=RUNTIME for every agent of a class (repeatable)."),
+    ] = [],  # noqa: B006
+    model: Annotated[
+        list[str],
+        typer.Option("--model", help="CLASS=MODEL hint for every agent of a class (repeatable)."),
+    ] = [],  # noqa: B006
+    add: Annotated[
+        list[str], typer.Option("--add", help="NAME=CLASS[:RUNTIME]: an extra worker (repeatable).")
+    ] = [],  # noqa: B006
+    remove: Annotated[
+        list[str],
+        typer.Option(
+            "--remove", help="NAME: leave this agent out; floor agents stay (repeatable)."
+        ),
+    ] = [],  # noqa: B006
+    write: Annotated[
+        bool, typer.Option("--write", help="Write roster.yaml (without it, the roster is printed).")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing roster.yaml.")
+    ] = False,
+    reconfigure: Annotated[
+        bool,
+        typer.Option(
+            "--reconfigure",
+            help="Regenerate from the recorded (or given) preset/profile, keeping your changes.",
+        ),
+    ] = False,
 ) -> None:
     """Create roster.yaml: a wizard, or --profile/--preset for scripts (see docs/roster.md)."""
     path = settings_of(ctx).effective_roster_path
@@ -231,8 +271,9 @@ def init(
 
 
 def _interactive(path: Path, force: bool) -> None:
-    wizard = init_wizard.Wizard(ask=_ask, confirm=_confirm, show=typer.echo,
-                                show_roster=_show_roster)
+    wizard = init_wizard.Wizard(
+        ask=_ask, confirm=_confirm, show=typer.echo, show_roster=_show_roster
+    )
     roster = wizard.run(path, force)
     if roster is None:
         typer.echo("nothing written")
@@ -254,8 +295,10 @@ def _reconfigure(
         target = catalog.load_template(name, "preset" if kind == "preset" else None)
     report = init_wizard.reconfigure(existing, target, base, choices)
     write_roster(report.roster, path)
-    typer.echo(f"reconfigured {path}: {len(report.roster.agents)} agents"
-               f" ({report.roster.origin()}); {report.summary()}")
+    typer.echo(
+        f"reconfigured {path}: {len(report.roster.agents)} agents"
+        f" ({report.roster.origin()}); {report.summary()}"
+    )
 
 
 def register(app: typer.Typer) -> None:

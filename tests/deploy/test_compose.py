@@ -28,7 +28,10 @@ def compose_config(extra: dict[str, str], *args: str) -> subprocess.CompletedPro
     env.update(extra)
     return subprocess.run(
         [DOCKER_COMPOSE, "-f", str(COMPOSE_FILE), "config", *args],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

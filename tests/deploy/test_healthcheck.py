@@ -28,15 +28,35 @@ def worker(redis_srv: RedisServer) -> Iterator[tuple[str, str]]:
     node, queue = f"fleet@{host}", f"fleet.host.t1.{host}"
     env = {**os.environ, "FLEET_BROKER_URL": redis_srv.url}
     proc = subprocess.Popen(
-        [CELERY, "-A", "tests.deploy.probe_app", "worker", "-Q", queue, "-n", node,
-         "--pool", "solo", "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            CELERY,
+            "-A",
+            "tests.deploy.probe_app",
+            "worker",
+            "-Q",
+            queue,
+            "-n",
+            node,
+            "--pool",
+            "solo",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         wait_until(
-            lambda: proc.poll() is not None
-            or check_queue(redis_srv.url, node, queue, timeout=1.0).ok,
-            timeout=60, interval=0.2, what="the worker to consume its queue",
+            lambda: (
+                proc.poll() is not None or check_queue(redis_srv.url, node, queue, timeout=1.0).ok
+            ),
+            timeout=60,
+            interval=0.2,
+            what="the worker to consume its queue",
         )
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
         yield node, queue
@@ -48,7 +68,10 @@ def worker(redis_srv: RedisServer) -> Iterator[tuple[str, str]]:
 def run_check(broker: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "workers.healthcheck", "--broker", broker, "--timeout", "2", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -77,11 +100,19 @@ def test_fails_when_no_such_node_answers(redis_srv: RedisServer) -> None:
 
 
 def test_defaults_come_from_fleet_settings(redis_srv: RedisServer) -> None:
-    env = {**os.environ, "FLEET_HOST": "box7", "FLEET_TENANT": "acme",
-           "FLEET_BROKER_URL": redis_srv.url}
+    env = {
+        **os.environ,
+        "FLEET_HOST": "box7",
+        "FLEET_TENANT": "acme",
+        "FLEET_BROKER_URL": redis_srv.url,
+    }
     done = subprocess.run(
         [sys.executable, "-m", "workers.healthcheck", "--timeout", "1"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 1
     assert "fleet-acme@box7 did not answer" in done.stderr
@@ -91,7 +122,11 @@ def test_print_node_names_the_node_as_the_worker_does() -> None:
     env = {**os.environ, "FLEET_HOST": "box7"}
     done = subprocess.run(
         [sys.executable, "-m", "workers.healthcheck", "--print-node"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert (done.returncode, done.stdout) == (0, "fleet@box7\n")
 

@@ -74,7 +74,10 @@ def verify(path: Path, runtime_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime_dir), "SYSTEMD_LOG_LEVEL": "notice"}
     return subprocess.run(
         [SYSTEMD_ANALYZE, "verify", "--user", "--man=no", str(path)],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -104,9 +107,7 @@ def test_four_units_are_written(unit_dir: Path) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "unit", [TMUX_UNIT, WORKER_UNIT, BEAT_UNIT, "fleet-agent@orch.service"]
-)
+@pytest.mark.parametrize("unit", [TMUX_UNIT, WORKER_UNIT, BEAT_UNIT, "fleet-agent@orch.service"])
 def test_systemd_analyze_verify_accepts_each_unit(
     unit_dir: Path, runtime_dir: Path, unit: str
 ) -> None:
@@ -222,8 +223,11 @@ def test_only_this_hosts_agents_of_this_tenant_are_enabled(host_settings: Settin
     roster = make_roster()
     assert local_agents(host_settings, roster) == ["orch", "enh", "boxed"]
     assert units_to_enable(host_settings, roster, beat=False) == [
-        TMUX_UNIT, WORKER_UNIT,
-        "fleet-agent@orch.service", "fleet-agent@enh.service", "fleet-agent@boxed.service",
+        TMUX_UNIT,
+        WORKER_UNIT,
+        "fleet-agent@orch.service",
+        "fleet-agent@enh.service",
+        "fleet-agent@boxed.service",
     ]
     assert BEAT_UNIT in units_to_enable(host_settings, roster, beat=True)
 
@@ -262,11 +266,16 @@ def write_roster_file(home: Path) -> None:
 
 def fleet_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
-    env.update({"HOME": str(tmp_path / "user"), "FLEET_HOME": str(tmp_path / "home"),
-                "FLEET_HOST": "box1"})
+    env.update(
+        {"HOME": str(tmp_path / "user"), "FLEET_HOME": str(tmp_path / "home"), "FLEET_HOST": "box1"}
+    )
     return subprocess.run(
-        [FLEET, "install-systemd", *args], env=env, cwd=REPO,
-        capture_output=True, text=True, timeout=120,
+        [FLEET, "install-systemd", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -15,18 +15,50 @@ from fleet_queue.roster import ENHANCER, ORCHESTRATOR, Roster
 from tests.support.cli import run_fleet
 
 LIBRARY = {
-    "engineering": {"board", "planner", "decomposition", "code", "review", "security-review",
-                    "site-tester", "documentation", "merge-gate", "rebase", "operator",
-                    "session-review", "enhancer", "orchestrator"},
+    "engineering": {
+        "board",
+        "planner",
+        "decomposition",
+        "code",
+        "review",
+        "security-review",
+        "site-tester",
+        "documentation",
+        "merge-gate",
+        "rebase",
+        "operator",
+        "session-review",
+        "enhancer",
+        "orchestrator",
+    },
     "executive": {"ceo", "coo", "cfo", "cto", "chief-of-staff"},
     "product": {"product-manager", "ux-designer", "user-researcher"},
-    "marketing": {"marketing-lead", "content-strategist", "copywriter", "seo-specialist",
-                  "social-media-manager", "brand-strategist", "growth-marketer"},
+    "marketing": {
+        "marketing-lead",
+        "content-strategist",
+        "copywriter",
+        "seo-specialist",
+        "social-media-manager",
+        "brand-strategist",
+        "growth-marketer",
+    },
     "sales": {"sales-lead", "account-executive", "sales-development-rep"},
-    "operations": {"operations-manager", "project-manager", "business-analyst", "hr-generalist",
-                   "recruiter", "legal-counsel", "finance-analyst"},
-    "research": {"lead-researcher", "researcher", "data-analyst", "data-scientist",
-                 "market-analyst"},
+    "operations": {
+        "operations-manager",
+        "project-manager",
+        "business-analyst",
+        "hr-generalist",
+        "recruiter",
+        "legal-counsel",
+        "finance-analyst",
+    },
+    "research": {
+        "lead-researcher",
+        "researcher",
+        "data-analyst",
+        "data-scientist",
+        "market-analyst",
+    },
     "assistant": {"personal-assistant", "executive-assistant", "scheduler", "inbox-manager"},
     "customer": {"customer-success-manager", "support-agent"},
     "creative": {"graphic-designer", "video-producer", "editor"},
@@ -60,10 +92,14 @@ def test_every_role_file_is_a_short_contract(role: catalog.Role) -> None:
     ("text", "expected"),
     [
         ("# no front matter\n", "starts with YAML front matter"),
-        ("---\nname: x\nclass: x\ndomain: d\npersistent: maybe\nsummary: s\n---\n## Mandate\n",
-         "front matter: persistent"),
-        ("---\nname: x\nclass: x\ndomain: d\npersistent: true\nsummary: s\n---\n## Mandate\n",
-         "missing section(s): Boundaries, Hand-offs"),
+        (
+            "---\nname: x\nclass: x\ndomain: d\npersistent: maybe\nsummary: s\n---\n## Mandate\n",
+            "front matter: persistent",
+        ),
+        (
+            "---\nname: x\nclass: x\ndomain: d\npersistent: true\nsummary: s\n---\n## Mandate\n",
+            "missing section(s): Boundaries, Hand-offs",
+        ),
     ],
 )
 def test_bad_role_file_is_one_line(text: str, expected: str) -> None:
@@ -125,11 +161,15 @@ def test_multiplicity_and_reports_to_expand() -> None:
 
 def _profile(**changes: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "name": "tiny", "title": "Tiny", "lead": "orchestrator",
+        "name": "tiny",
+        "title": "Tiny",
+        "lead": "orchestrator",
         "floor": ["orchestrator", "enhancer"],
-        "agents": [{"role": "orchestrator"}, {"role": "enhancer", "reports_to": "orchestrator"},
-                   {"role": "code", "name": "coder", "multiplicity": 3,
-                    "reports_to": "orchestrator"}],
+        "agents": [
+            {"role": "orchestrator"},
+            {"role": "enhancer", "reports_to": "orchestrator"},
+            {"role": "code", "name": "coder", "multiplicity": 3, "reports_to": "orchestrator"},
+        ],
     }
     data.update(changes)
     return data
@@ -143,16 +183,24 @@ def test_a_new_profile_is_data_only() -> None:
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"agents": [{"role": "orchestrator"}, {"role": "enhancer"}, {"role": "wizard"}]},
-         "seat 'wizard': role: not in the role library"),
-        ({"agents": [{"role": "orchestrator"}, {"role": "enhancer", "reports_to": "ceo"}]},
-         "seat 'enhancer': reports_to: 'ceo' is not a seat"),
+        (
+            {"agents": [{"role": "orchestrator"}, {"role": "enhancer"}, {"role": "wizard"}]},
+            "seat 'wizard': role: not in the role library",
+        ),
+        (
+            {"agents": [{"role": "orchestrator"}, {"role": "enhancer", "reports_to": "ceo"}]},
+            "seat 'enhancer': reports_to: 'ceo' is not a seat",
+        ),
         ({"floor": ["orchestrator"]}, "floor: must include an enhancer seat"),
         ({"floor": ["enhancer"]}, "floor: must include the lead 'orchestrator'"),
-        ({"lead": "code", "floor": ["code", "enhancer"]},
-         "lead: the lead seat is the orchestrator and cannot have multiplicity"),
-        ({"agents": [{"role": "orchestrator"}, {"role": "enhancer"}, {"role": "enhancer"}]},
-         "seat 'enhancer': role: listed twice"),
+        (
+            {"lead": "code", "floor": ["code", "enhancer"]},
+            "lead: the lead seat is the orchestrator and cannot have multiplicity",
+        ),
+        (
+            {"agents": [{"role": "orchestrator"}, {"role": "enhancer"}, {"role": "enhancer"}]},
+            "seat 'enhancer': role: listed twice",
+        ),
         ({"colour": "red"}, "colour: Extra inputs are not permitted"),
     ],
 )

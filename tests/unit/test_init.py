@@ -49,8 +49,19 @@ def test_preset_flag_picks_the_preset_when_a_profile_shares_the_name(fleet_home:
 
 
 def test_without_write_prints_and_writes_nothing(fleet_home: Path) -> None:
-    run = _ok(run_fleet("init", "--profile", "coding", "--runtime", "coder=pi",
-                        "--model", "coder=gpt-5", "--add", "helper=aux:stub"))
+    run = _ok(
+        run_fleet(
+            "init",
+            "--profile",
+            "coding",
+            "--runtime",
+            "coder=pi",
+            "--model",
+            "coder=gpt-5",
+            "--add",
+            "helper=aux:stub",
+        )
+    )
     roster = parse_roster(yaml.safe_load(run.stdout))
     assert {a.runtime for a in roster.agents if a.agent_class == "coder"} == {"pi"}
     assert roster.agent("coder1").model_hint == "gpt-5"
@@ -66,8 +77,10 @@ def test_refuses_to_overwrite_without_force(fleet_home: Path) -> None:
     before = path.read_text()
     run = run_fleet("init", "--profile", "general", "--write")
     assert run.exit_code == 2
-    assert run.stderr == (f"fleet: {path}: a roster already exists; nothing written (use --force"
-                          " to replace it, or --reconfigure to regenerate it)\n")
+    assert run.stderr == (
+        f"fleet: {path}: a roster already exists; nothing written (use --force"
+        " to replace it, or --reconfigure to regenerate it)\n"
+    )
     assert path.read_text() == before
     _ok(run_fleet("init", "--profile", "general", "--write", "--force"))
     assert load_roster(path).preset == "general"
@@ -79,27 +92,45 @@ def test_refuses_to_overwrite_without_force(fleet_home: Path) -> None:
         (["--profile", "nope"], "unknown preset or profile 'nope' (known: business, coding"),
         (["--preset", "business"], "unknown preset 'business'"),
         (["--profile", "coding", "--preset", "general"], "--profile and --preset: choose one"),
-        (["--profile", "coding", "--runtime", "coder=zzz"],
-         "--runtime coder=zzz: unknown runtime 'zzz' (known: claude, codex, opencode, pi, stub)"),
-        (["--profile", "coding", "--runtime", "wizard=pi"],
-         "--runtime wizard=…: no agent of class 'wizard' (classes: orchestrator, enhancer"),
-        (["--profile", "coding", "--runtime", "coder"],
-         "--runtime 'coder': expected CLASS=RUNTIME"),
+        (
+            ["--profile", "coding", "--runtime", "coder=zzz"],
+            "--runtime coder=zzz: unknown runtime 'zzz' (known: claude, codex, opencode, pi, stub)",
+        ),
+        (
+            ["--profile", "coding", "--runtime", "wizard=pi"],
+            "--runtime wizard=…: no agent of class 'wizard' (classes: orchestrator, enhancer",
+        ),
+        (
+            ["--profile", "coding", "--runtime", "coder"],
+            "--runtime 'coder': expected CLASS=RUNTIME",
+        ),
         (["--profile", "coding", "--model", "=x"], "--model '=x': expected CLASS=MODEL"),
-        (["--profile", "coding", "--remove", "orchestrator"],
-         "--remove 'orchestrator': it is on the floor of preset coding"),
-        (["--profile", "business", "--remove", "enhancer"],
-         "--remove 'enhancer': it is on the floor of profile business"),
+        (
+            ["--profile", "coding", "--remove", "orchestrator"],
+            "--remove 'orchestrator': it is on the floor of preset coding",
+        ),
+        (
+            ["--profile", "business", "--remove", "enhancer"],
+            "--remove 'enhancer': it is on the floor of profile business",
+        ),
         (["--profile", "coding", "--remove", "ghost"], "--remove 'ghost': no such agent"),
         (["--profile", "coding", "--add", "helper"], "--add 'helper': expected NAME=CLASS"),
-        (["--profile", "coding", "--add", "a.b=worker"],
-         "preset coding: agent 'a.b': name: must match"),
-        (["--profile", "coding", "--add", "coder0=coder"],
-         "preset coding: agent 'coder0': name: duplicate agent name"),
-        (["--profile", "coding", "--add", "boss=orchestrator"],
-         "preset coding: agents: class: exactly one orchestrator is required, found 2"),
-        (["--profile", "minimal", "--remove", "solo"],
-         "preset minimal: agents: a roster needs at least one agent"),
+        (
+            ["--profile", "coding", "--add", "a.b=worker"],
+            "preset coding: agent 'a.b': name: must match",
+        ),
+        (
+            ["--profile", "coding", "--add", "coder0=coder"],
+            "preset coding: agent 'coder0': name: duplicate agent name",
+        ),
+        (
+            ["--profile", "coding", "--add", "boss=orchestrator"],
+            "preset coding: agents: class: exactly one orchestrator is required, found 2",
+        ),
+        (
+            ["--profile", "minimal", "--remove", "solo"],
+            "preset minimal: agents: a roster needs at least one agent",
+        ),
         (["--runtime", "coder=pi"], "--runtime/--model/--add/--remove need --profile or --preset"),
     ],
 )
@@ -110,15 +141,22 @@ def test_invalid_choices_are_one_line_and_write_nothing(
 
 
 WIZARD_ANSWERS = [
-    "coding",          # configuration type
-    "", "",            # orchestrator: runtime, model (keep)
-    "", "",            # enhancer
-    "pi", "gpt-5",     # coder
-    "", "",            # reviewer
-    "coder1",          # remove
-    "helper", "aux", "stub", "",  # add one worker
-    "",                # no more workers
-    "y",               # write
+    "coding",  # configuration type
+    "",
+    "",  # orchestrator: runtime, model (keep)
+    "",
+    "",  # enhancer
+    "pi",
+    "gpt-5",  # coder
+    "",
+    "",  # reviewer
+    "coder1",  # remove
+    "helper",
+    "aux",
+    "stub",
+    "",  # add one worker
+    "",  # no more workers
+    "y",  # write
 ]
 
 
@@ -153,8 +191,10 @@ def test_wizard_by_number_for_a_profile(fleet_home: Path) -> None:
         (["99"], "unknown preset or profile '99'"),
         (["coding", "zzz"], "runtime for orchestrator: unknown runtime 'zzz'"),
         (["coding", *[""] * 8, "orchestrator"], "--remove 'orchestrator': it is on the floor"),
-        (["coding", *[""] * 8, "", "x:y", "worker", "pi", "", ""],
-         "preset coding: agent 'x:y': name: must match"),
+        (
+            ["coding", *[""] * 8, "", "x:y", "worker", "pi", "", ""],
+            "preset coding: agent 'x:y': name: must match",
+        ),
     ],
 )
 def test_wizard_refuses_a_bad_answer(answers: list[str], expected: str, fleet_home: Path) -> None:
@@ -189,9 +229,9 @@ def _operator_edits(data: dict[str, object]) -> None:
     agents = data["agents"]
     assert isinstance(agents, list)
     by_name = {a["name"]: a for a in agents}
-    by_name["coder0"]["model_hint"] = "gpt-9"          # a per-agent override
-    by_name["reviewer0"]["host"] = "box2"              # another
-    agents.remove(by_name["coder1"])                   # a removal
+    by_name["coder0"]["model_hint"] = "gpt-9"  # a per-agent override
+    by_name["reviewer0"]["host"] = "box2"  # another
+    agents.remove(by_name["coder1"])  # a removal
     agents.append({"name": "mine", "runtime": "pi", "class": "helper"})  # an addition
 
 
@@ -215,8 +255,11 @@ def test_reconfigure_onto_another_template_and_with_flags(fleet_home: Path) -> N
     path = fleet_home / "roster.yaml"
     _ok(run_fleet("init", "--profile", "coding", "--write"))
     _edit(path, _operator_edits)
-    run = _ok(run_fleet("init", "--reconfigure", "--profile", "software-delivery",
-                        "--runtime", "helper=stub"))
+    run = _ok(
+        run_fleet(
+            "init", "--reconfigure", "--profile", "software-delivery", "--runtime", "helper=stub"
+        )
+    )
     assert "dropped (not in template): reviewer0" in run.stdout
     roster = load_roster(path)
     assert roster.profile == "software-delivery" and roster.preset is None
@@ -230,13 +273,18 @@ def test_reconfigure_onto_another_template_and_with_flags(fleet_home: Path) -> N
 def test_reconfigure_refusals_change_nothing(fleet_home: Path) -> None:
     path = fleet_home / "roster.yaml"
     _refused(run_fleet("init", "--reconfigure"), f"{path}: no roster here", fleet_home)
-    hand = {"agents": [{"name": "boss", "runtime": "claude", "class": "orchestrator"},
-                       {"name": "fixer", "runtime": "claude", "class": "enhancer"}]}
+    hand = {
+        "agents": [
+            {"name": "boss", "runtime": "claude", "class": "orchestrator"},
+            {"name": "fixer", "runtime": "claude", "class": "enhancer"},
+        ]
+    }
     path.write_text(yaml.safe_dump(hand))
     run = run_fleet("init", "--reconfigure")
     assert run.exit_code == 2
-    assert run.stderr == (f"fleet: {path}: records no preset or profile; pass --preset or"
-                          " --profile to reconfigure\n")
+    assert run.stderr == (
+        f"fleet: {path}: records no preset or profile; pass --preset or --profile to reconfigure\n"
+    )
     run = run_fleet("init", "--reconfigure", "--preset", "coding")
     assert run.exit_code == 2 and "exactly one orchestrator is required, found 2" in run.stderr
     assert yaml.safe_load(path.read_text()) == hand
@@ -244,9 +292,13 @@ def test_reconfigure_refusals_change_nothing(fleet_home: Path) -> None:
 
 def test_reconfigure_adopts_a_hand_written_roster(fleet_home: Path) -> None:
     path = fleet_home / "roster.yaml"
-    hand = {"agents": [{"name": "orchestrator", "runtime": "pi", "class": "orchestrator"},
-                       {"name": "enhancer", "runtime": "claude", "class": "enhancer"},
-                       {"name": "extra", "runtime": "codex", "class": "coder"}]}
+    hand = {
+        "agents": [
+            {"name": "orchestrator", "runtime": "pi", "class": "orchestrator"},
+            {"name": "enhancer", "runtime": "claude", "class": "enhancer"},
+            {"name": "extra", "runtime": "codex", "class": "coder"},
+        ]
+    }
     path.write_text(yaml.safe_dump(hand))
     _ok(run_fleet("init", "--reconfigure", "--preset", "general"))
     roster = load_roster(path)

@@ -20,8 +20,12 @@ BASE: dict[str, Any] = {
     "version": 1,
     "agents": [
         {"name": "orchestrator", "runtime": "claude", "class": "orchestrator"},
-        {"name": "enhancer", "runtime": "claude", "class": "enhancer",
-         "reports_to": "orchestrator"},
+        {
+            "name": "enhancer",
+            "runtime": "claude",
+            "class": "enhancer",
+            "reports_to": "orchestrator",
+        },
         {"name": "coder0", "runtime": "codex", "class": "coder", "reports_to": "orchestrator"},
     ],
 }
@@ -46,32 +50,66 @@ def _drop(name: str) -> Edit:
 
 
 BAD: list[tuple[str, Edit, str]] = [
-    ("two orchestrators", _append(name="orch2", runtime="pi", **{"class": "orchestrator"}),
-     "agents: class: exactly one orchestrator is required, found 2 (orchestrator, orch2)"),
-    ("no orchestrator", _set("orchestrator", **{"class": "planner"}),
-     "agents: class: exactly one orchestrator is required, found 0 (none)"),
-    ("no enhancer", _drop("enhancer"),
-     "agents: class: at least one enhancer is required, found none"),
-    ("duplicate names", _append(name="coder0", runtime="pi", **{"class": "coder"}),
-     "agent 'coder0': name: duplicate agent name"),
+    (
+        "two orchestrators",
+        _append(name="orch2", runtime="pi", **{"class": "orchestrator"}),
+        "agents: class: exactly one orchestrator is required, found 2 (orchestrator, orch2)",
+    ),
+    (
+        "no orchestrator",
+        _set("orchestrator", **{"class": "planner"}),
+        "agents: class: exactly one orchestrator is required, found 0 (none)",
+    ),
+    (
+        "no enhancer",
+        _drop("enhancer"),
+        "agents: class: at least one enhancer is required, found none",
+    ),
+    (
+        "duplicate names",
+        _append(name="coder0", runtime="pi", **{"class": "coder"}),
+        "agent 'coder0': name: duplicate agent name",
+    ),
     ("dot in name", _set("coder0", name="coder.0"), "agent 'coder.0': name: must match"),
     ("colon in name", _set("coder0", name="coder:0"), "agent 'coder:0': name: must match"),
-    ("unknown runtime", _set("coder0", runtime="zzz"),
-     "agent 'coder0': runtime: unknown runtime 'zzz' with no command"),
-    ("declared runtime without command",
-     lambda d: (d.update(runtimes={"mine": {"reset_command": "/new"}}),
-                _set("coder0", runtime="mine")(d)),
-     "agent 'coder0': runtime: unknown runtime 'mine' with no command"),
-    ("reports_to unknown", _set("coder0", reports_to="nobody"),
-     "agent 'coder0': reports_to: 'nobody' is not an agent"),
-    ("reports_to self", _set("coder0", reports_to="coder0"),
-     "agent 'coder0': reports_to: an agent cannot report to itself"),
-    ("secret in env", _set("coder0", env={"OPENAI_API_KEY": "sk-live-123"}),
-     "agent 'coder0': env.OPENAI_API_KEY: secrets never live in the roster"),
-    ("unknown field", _set("coder0", colour="red"),
-     "agent 'coder0': colour: Extra inputs are not permitted"),
-    ("missing runtime", lambda d: _agent(d, "coder0").pop("runtime"),
-     "agent 'coder0': runtime: Field required"),
+    (
+        "unknown runtime",
+        _set("coder0", runtime="zzz"),
+        "agent 'coder0': runtime: unknown runtime 'zzz' with no command",
+    ),
+    (
+        "declared runtime without command",
+        lambda d: (
+            d.update(runtimes={"mine": {"reset_command": "/new"}}),
+            _set("coder0", runtime="mine")(d),
+        ),
+        "agent 'coder0': runtime: unknown runtime 'mine' with no command",
+    ),
+    (
+        "reports_to unknown",
+        _set("coder0", reports_to="nobody"),
+        "agent 'coder0': reports_to: 'nobody' is not an agent",
+    ),
+    (
+        "reports_to self",
+        _set("coder0", reports_to="coder0"),
+        "agent 'coder0': reports_to: an agent cannot report to itself",
+    ),
+    (
+        "secret in env",
+        _set("coder0", env={"OPENAI_API_KEY": "sk-live-123"}),
+        "agent 'coder0': env.OPENAI_API_KEY: secrets never live in the roster",
+    ),
+    (
+        "unknown field",
+        _set("coder0", colour="red"),
+        "agent 'coder0': colour: Extra inputs are not permitted",
+    ),
+    (
+        "missing runtime",
+        lambda d: _agent(d, "coder0").pop("runtime"),
+        "agent 'coder0': runtime: Field required",
+    ),
     ("bad transport", lambda d: d.update(transport="carrier-pigeon"), "transport: Input should be"),
 ]
 
@@ -113,8 +151,10 @@ def test_base_roster_is_valid(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "edit",
     [
-        lambda d: (d.update(runtimes={"mine": {"command": "my-agent --tty"}}),
-                   _set("coder0", runtime="mine")(d)),
+        lambda d: (
+            d.update(runtimes={"mine": {"command": "my-agent --tty"}}),
+            _set("coder0", runtime="mine")(d),
+        ),
         _set("coder0", runtime="aider", command="aider --yes"),
         _set("coder0", env={"OPENAI_API_KEY": "${OPENAI_API_KEY}", "LANG": "C.UTF-8"}),
     ],
