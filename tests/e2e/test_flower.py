@@ -60,14 +60,21 @@ def get(url: str, auth: tuple[str, str] | None = None) -> tuple[int, str]:
 def test_flower_needs_auth_and_lists_deliveries_with_arguments(team: Fleet, flower: str) -> None:
     assert get(f"{flower}/api/tasks")[0] == 401
     assert get(f"{flower}/api/tasks", auth=("ops", "wrong"))[0] == 401
+
+    def tasks_named(name: str | None = None) -> list[dict[str, object]]:
+        status, body = get(f"{flower}/api/tasks", auth=AUTH)
+        assert status == 200, body
+        tasks: dict[str, dict[str, object]] = json.loads(body)
+        return [t for t in tasks.values() if name is None or t.get("name") == name]
+
+    # Flower hears task events only once its receiver is subscribed: beat's status
+    # requests (every 0.5 s here) show when it is.
+    wait_until(tasks_named, timeout=30, what="flower to receive its first task events")
     team.store.create(NewCard(id="fl1", title="seen in flower", target_agent="c0"))
     team.wait_status("fl1", "done", timeout=60)
 
     def deliveries() -> list[dict[str, object]]:
-        status, body = get(f"{flower}/api/tasks", auth=AUTH)
-        assert status == 200, body
-        tasks: dict[str, dict[str, object]] = json.loads(body)
-        return [t for t in tasks.values() if t.get("name") == DELIVER_TASK]
+        return tasks_named(DELIVER_TASK)
 
     tasks = wait_until(deliveries, timeout=30, what="flower to list fleet.deliver_card")
     assert any("fl1" in str(t.get("args")) and "c0" in str(t.get("args")) for t in tasks), tasks
