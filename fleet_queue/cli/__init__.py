@@ -49,16 +49,27 @@ for _module in (config_cmd, roster_cmd, backlog_cmd, host_cmd, dispatch_cmd, sys
 
 def main() -> None:
     """Entry point of the ``fleet`` script: Click handles usage errors, we handle ours."""
-    from sqlalchemy.exc import OperationalError
-
     try:
         app()
     except FleetError as exc:
         typer.echo(f"fleet: {exc.message}", err=True)
         sys.exit(exc.exit_code)
-    except OperationalError as exc:
-        # A database that is down or refuses us: one line, not a traceback.
-        reason = (str(exc.orig or exc).strip().splitlines() or ["unknown error"])[0]
-        error = StoreUnavailableError(f"the card store is not reachable: {reason}")
+    except Exception as exc:
+        error = _store_unavailable(exc)
+        if error is None:
+            raise
         typer.echo(f"fleet: {error.message}", err=True)
         sys.exit(error.exit_code)
+
+
+def _store_unavailable(exc: Exception) -> StoreUnavailableError | None:
+    """A database that is down or refuses us: one line, not a traceback.
+
+    Looked up in ``sys.modules`` so that commands which never open the store do not pay
+    for importing SQLAlchemy just to name its exception.
+    """
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is None or not isinstance(exc, sa_exc.OperationalError):
+        return None
+    reason = (str(exc.orig or exc).strip().splitlines() or ["unknown error"])[0]
+    return StoreUnavailableError(f"the card store is not reachable: {reason}")

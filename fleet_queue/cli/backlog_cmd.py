@@ -11,17 +11,17 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fleet_queue.cards import Card, CardStatus, NewCard
 from fleet_queue.cli.common import JsonFlag, console, emit, err_console, print_table
 from fleet_queue.cli.common import settings_of as _settings_of
-from fleet_queue.importers import load_cards
 from fleet_queue.settings import Settings
-from fleet_queue.store import CardStore
+
+if TYPE_CHECKING:  # SQLAlchemy and rich.progress load only for the commands that use them
+    from fleet_queue.store import CardStore
 
 backlog_app = typer.Typer(help="The backlog of record: create, list, claim, complete cards.")
 card_app = typer.Typer(help="What an agent runs when it finishes a card.")
@@ -46,6 +46,8 @@ def settings_of(ctx: typer.Context) -> Settings:
 @contextmanager
 def open_store(ctx: typer.Context) -> Iterator[CardStore]:
     """The store of the effective settings (migrated on first use), closed afterwards."""
+    from fleet_queue.store import CardStore
+
     store = CardStore.from_settings(settings_of(ctx))
     try:
         yield store
@@ -372,6 +374,8 @@ def import_cards(
     as_json: JsonFlag = False,
 ) -> None:
     """Create every card of a file in one transaction (all or none)."""
+    from fleet_queue.importers import load_cards
+
     cards = load_cards(path)
     with open_store(ctx) as store:
         if len(cards) >= PROGRESS_FROM and not as_json:
@@ -389,6 +393,8 @@ def import_cards(
 
 
 def _import_with_progress(store: CardStore, cards: list[NewCard]) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (
         TextColumn("importing"),
         BarColumn(),

@@ -7,16 +7,16 @@ import os
 from typing import Annotated
 
 import typer
-from rich.live import Live
 from rich.table import Table
 
 from fleet_queue.cli.common import JsonFlag, console, emit, settings_of
-from fleet_queue.processes import beat_command, child_env, flower_command, worker_command
 from fleet_queue.settings import Settings
 
 
 def _exec(command: list[str], settings: Settings) -> None:
     """Become the Celery process, so signals and exit codes are Celery's own."""
+    from fleet_queue.processes import child_env
+
     os.execvpe(command[0], command, child_env(settings))
 
 
@@ -30,6 +30,8 @@ def worker(
     from fleet_queue.broker import require_broker
 
     require_broker(settings)
+    from fleet_queue.processes import worker_command
+
     _exec(worker_command(settings, concurrency, loglevel), settings)
 
 
@@ -43,6 +45,8 @@ def beat(
 
     require_broker(settings)
     settings.run_dir.mkdir(parents=True, exist_ok=True)
+    from fleet_queue.processes import beat_command
+
     _exec(beat_command(settings, loglevel), settings)
 
 
@@ -53,6 +57,8 @@ def flower(
 ) -> None:
     """Run Flower on the fleet's broker (basic auth from FLEET_FLOWER_AUTH)."""
     settings = settings_of(ctx)
+    from fleet_queue.processes import flower_command
+
     _exec(flower_command(settings, port, address), settings)
 
 
@@ -64,6 +70,8 @@ def up(
     ] = False,
 ) -> None:
     """Run this host's fleet in the foreground until Ctrl-C or SIGTERM."""
+    from rich.live import Live
+
     from fleet_queue.up import running_fleet, stop_on_signals
 
     settings = settings_of(ctx)
