@@ -125,7 +125,8 @@ class Deliverer:
         self.server = TmuxServer.for_fleet(settings, roster)
         self.control: ControlClient = self.server.control()
         self._plans: dict[str, LaunchPlan] = {}
-        self._lock = threading.Lock()
+        self._pane_locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
 
     def close(self) -> None:
         self.control.close()
@@ -136,7 +137,7 @@ class Deliverer:
         """Type ``text`` into ``agent``'s pane; ``DeliveryError`` (one line) on any failure."""
         message = compose(source, text)
         plan = self._plan(agent)
-        with self._lock:
+        with self._pane_lock(agent):
             try:
                 return self._deliver(plan, message, source, verify, force)
             except DeliveryError:
@@ -176,6 +177,15 @@ class Deliverer:
             elapsed_ms=elapsed,
             verify_ms=verify_ms,
         )
+
+    def _pane_lock(self, agent: str) -> threading.Lock:
+        """One delivery at a time per pane; panes of different agents are typed into at once.
+
+        A host-wide lock made every delivery wait for the one before it to be verified, and
+        verify waits for the agent to redraw. The control client serialises single commands.
+        """
+        with self._locks_lock:
+            return self._pane_locks.setdefault(agent, threading.Lock())
 
     def _plan(self, agent: str) -> LaunchPlan:
         if agent not in self._plans:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 
 import pytest
 
@@ -79,6 +81,44 @@ def test_verify_rejects_a_pane_that_leaves_a_draft(host_settings: Settings) -> N
         assert receipt.verified is None
     finally:
         server_ready.close()
+
+
+def test_a_pane_being_verified_does_not_hold_up_other_agents(host_settings: Settings) -> None:
+    """Verify waits for the agent to redraw; another agent's delivery must not wait with it."""
+    roster = make_roster(draft("d1"), stub("a1"))
+    start_agents(host_settings, roster)
+    wait_ready(host_settings, "a1")
+    deliverer = Deliverer(host_settings, roster, verify_timeout=4.0)
+    slow_done = threading.Event()
+    slow_error: list[BaseException] = []
+
+    def slow() -> None:
+        try:
+            deliverer.deliver("d1", "left as a draft", source="op", force=True)
+        except DeliveryError as exc:
+            slow_error.append(exc)
+        finally:
+            slow_done.set()
+
+    try:
+        wait_until(
+            lambda: (
+                "draft>" in "".join(deliverer.control.command("capture-pane", "-p", "-t", "=d1:"))
+            ),
+            15,
+            what="draft prompt",
+        )
+        worker = threading.Thread(target=slow)
+        worker.start()
+        time.sleep(0.3)  # d1's delivery is typed and now polls its pane for up to 4 s
+        assert not slow_done.is_set()
+        receipt = deliverer.deliver("a1", "meanwhile", source="op", force=True)
+        assert receipt.verified is True
+        assert not slow_done.is_set(), "a1 waited for d1's verify to time out"
+        worker.join(10)
+        assert slow_error and "draft" in str(slow_error[0])
+    finally:
+        deliverer.close()
 
 
 def test_refuses_busy_dead_and_unknown(host_settings: Settings) -> None:
