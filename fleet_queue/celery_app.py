@@ -52,10 +52,14 @@ def _dispose_after_fork(**_: Any) -> None:
 
 @worker_ready.connect
 def _first_status(sender: Any = None, **_: Any) -> None:
-    """Report this host's agents as soon as the worker listens, not one interval later."""
+    """Report this host's agents as soon as the worker listens, not one interval later,
+    and keep reporting them if beat stops asking (``workers.status_watchdog``)."""
     current = _app_of(sender)
     settings: Settings = current.fleet.settings
     current.send_task(HOST_STATUS_TASK, queue=host_queue(settings.tenant, settings.host))
+    from workers.status_watchdog import start_status_watchdog
+
+    start_status_watchdog(current)
 
 
 @beat_init.connect

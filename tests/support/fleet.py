@@ -104,7 +104,9 @@ def fleet_settings(home: Path, broker_url: str | None, socket: str, **overrides:
 
 
 @contextmanager
-def running_fleet(settings: Settings, roster_data: dict[str, Any]) -> Iterator[Fleet]:
+def running_fleet(
+    settings: Settings, roster_data: dict[str, Any], *, with_beat: bool = True
+) -> Iterator[Fleet]:
     from workers.sessions import start_agents, stop_agents
 
     roster = parse_roster(roster_data, "test roster")
@@ -126,7 +128,7 @@ def running_fleet(settings: Settings, roster_data: dict[str, Any]) -> Iterator[F
     saved = {key: os.environ.get(key) for key in env_overrides}
     os.environ.update(env_overrides)
     store = CardStore.from_settings(settings)
-    processes = FleetProcesses(settings, with_beat=True, concurrency=4)
+    processes = FleetProcesses(settings, with_beat=with_beat, concurrency=4)
     try:
         processes.start()
         start_agents(settings, roster, roster.names())
