@@ -2,6 +2,10 @@
 
 All three are package data under ``fleet_queue/data/`` so that a new preset or
 profile is one YAML file and a new role one markdown file — no code changes.
+An operator adds or replaces entries without touching the installed package in
+``$FLEET_HOME/catalog/`` (``presets/*.yaml``, ``profiles/*.yaml``,
+``roles/<domain>/*.md``): a local file of the same name wins over the shipped one,
+and survives an upgrade of the package.
 A *preset* is a complete roster. A *profile* is an org chart (roles, who
 reports to whom, how many of each) that :func:`expand_profile` turns into a
 roster. A *role* is a short markdown contract an agent can be pointed at.
@@ -9,17 +13,19 @@ roster. A *role* is a short markdown contract an agent can be pointed at.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
 from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fleet_queue.errors import ConfigError, UsageError
+from fleet_queue.errors import ConfigError, UsageError, parse_problem
 from fleet_queue.roster import (
     ENHANCER,
     ORCHESTRATOR,
@@ -36,17 +42,45 @@ FRONT_MATTER_RE = re.compile(r"\A---\n(?P<meta>.*?)\n---\n(?P<body>.*)\Z", re.S)
 TemplateKind = Literal["preset", "profile"]
 
 
+LOCAL_DIR_NAME = "catalog"
+_home: Path | None = None
+
+
 def data_dir() -> Traversable:
     return files("fleet_queue").joinpath("data")
 
 
-def _yaml_files(folder: str) -> dict[str, Traversable]:
-    root = data_dir().joinpath(folder)
-    return {
-        entry.name.removesuffix(".yaml"): entry
-        for entry in sorted(root.iterdir(), key=lambda e: e.name)
-        if entry.name.endswith(".yaml")
-    }
+def use_home(home: Path | None) -> None:
+    """Read the operator's catalog from ``home/catalog`` (the CLI passes ``--home``)."""
+    global _home
+    _home = home
+
+
+def local_dir() -> Path:
+    """``$FLEET_HOME/catalog``: the operator's own presets, profiles and roles."""
+    from fleet_queue.settings import DEFAULT_HOME
+
+    home = _home or Path(os.environ.get("FLEET_HOME") or DEFAULT_HOME)
+    return home.expanduser() / LOCAL_DIR_NAME
+
+
+def _roots(folder: str) -> list[tuple[Traversable, str]]:
+    """The shipped folder, then the local one when it exists; later roots win."""
+    roots: list[tuple[Traversable, str]] = [(data_dir().joinpath(folder), folder)]
+    local = local_dir() / folder
+    if local.is_dir():
+        roots.append((local, str(local)))
+    return roots
+
+
+def _yaml_files(folder: str) -> dict[str, tuple[Traversable, str]]:
+    """Name → (file, source label), shipped entries replaced by local ones of that name."""
+    found: dict[str, tuple[Traversable, str]] = {}
+    for root, label in _roots(folder):
+        for entry in sorted(root.iterdir(), key=lambda e: e.name):
+            if entry.name.endswith(".yaml"):
+                found[entry.name.removesuffix(".yaml")] = (entry, f"{label}/{entry.name}")
+    return dict(sorted(found.items()))
 
 
 def _unknown(kind: str, name: str, known: list[str]) -> UsageError:
@@ -57,7 +91,7 @@ def _load_yaml(entry: Traversable, source: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(entry.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{source}: not valid YAML: {parse_problem(exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: must be a mapping")
     return data
@@ -111,7 +145,7 @@ def parse_role(text: str, source: str) -> Role:
     try:
         meta = _RoleMeta.model_validate(yaml.safe_load(match["meta"]))
     except (yaml.YAMLError, ValidationError) as exc:
-        detail = _first_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        detail = _first_error(exc) if isinstance(exc, ValidationError) else parse_problem(exc)
         raise ConfigError(f"{source}: front matter: {detail}") from None
     body = match["body"]
     missing = [s for s in ROLE_SECTIONS if not re.search(rf"^## {s}\s*$", body, re.M)]
@@ -122,23 +156,31 @@ def parse_role(text: str, source: str) -> Role:
     )
 
 
-@cache
 def _all_roles() -> dict[str, Role]:
+    return _roles_under(local_dir())
+
+
+@cache
+def _roles_under(local: Path) -> dict[str, Role]:
+    """Shipped roles, then the local ones: a local role replaces a shipped one of its name."""
     roles: dict[str, Role] = {}
-    for domain_dir in sorted(data_dir().joinpath("roles").iterdir(), key=lambda e: e.name):
-        if not domain_dir.is_dir():
-            continue
-        for entry in sorted(domain_dir.iterdir(), key=lambda e: e.name):
-            if not entry.name.endswith(".md"):
+    for root, label in _roots("roles"):
+        seen_here: set[str] = set()
+        for domain_dir in sorted(root.iterdir(), key=lambda e: e.name):
+            if not domain_dir.is_dir():
                 continue
-            source = f"roles/{domain_dir.name}/{entry.name}"
-            role = parse_role(entry.read_text(encoding="utf-8"), source)
-            if role.name != entry.name.removesuffix(".md") or role.domain != domain_dir.name:
-                raise ConfigError(f"{source}: name and domain must match the file's path")
-            if role.name in roles:
-                raise ConfigError(f"{source}: role {role.name!r} is defined twice")
-            roles[role.name] = role
-    return roles
+            for entry in sorted(domain_dir.iterdir(), key=lambda e: e.name):
+                if not entry.name.endswith(".md"):
+                    continue
+                source = f"{label}/{domain_dir.name}/{entry.name}"
+                role = parse_role(entry.read_text(encoding="utf-8"), source)
+                if role.name != entry.name.removesuffix(".md") or role.domain != domain_dir.name:
+                    raise ConfigError(f"{source}: name and domain must match the file's path")
+                if role.name in seen_here:
+                    raise ConfigError(f"{source}: role {role.name!r} is defined twice")
+                seen_here.add(role.name)
+                roles[role.name] = role
+    return dict(sorted(roles.items(), key=lambda item: (item[1].domain, item[0])))
 
 
 def list_roles(domain: str | None = None) -> list[Role]:
@@ -179,13 +221,17 @@ def preset_names() -> list[str]:
     return list(_yaml_files("presets"))
 
 
-@cache
 def load_preset(name: str) -> Preset:
+    return _load_preset(name, local_dir())
+
+
+@cache
+def _load_preset(name: str, local: Path) -> Preset:
     entries = _yaml_files("presets")
     if name not in entries:
         raise _unknown("preset", name, list(entries))
-    source = f"presets/{name}.yaml"
-    data = _load_yaml(entries[name], source)
+    entry, source = entries[name]
+    data = _load_yaml(entry, source)
     extra = set(data) - {"title", "description", "roster"}
     if extra or not isinstance(data.get("roster"), dict):
         raise ConfigError(f"{source}: expected keys title, description, roster")
@@ -249,13 +295,17 @@ def profile_names() -> list[str]:
     return list(_yaml_files("profiles"))
 
 
-@cache
 def load_profile(name: str) -> Profile:
+    return _load_profile(name, local_dir())
+
+
+@cache
+def _load_profile(name: str, local: Path) -> Profile:
     entries = _yaml_files("profiles")
     if name not in entries:
         raise _unknown("profile", name, list(entries))
-    source = f"profiles/{name}.yaml"
-    data = _load_yaml(entries[name], source)
+    entry, source = entries[name]
+    data = _load_yaml(entry, source)
     if data.setdefault("name", name) != name:
         raise ConfigError(f"{source}: name must be {name!r}")
     return parse_profile(data, source)

@@ -82,3 +82,17 @@ class StoreUnavailableError(FleetError):
 
 class AgentBusyError(DeliveryError):
     """The agent's pane is busy; nothing was typed."""
+
+
+def parse_problem(exc: Exception) -> str:
+    """A YAML/JSON parse error as one line: what is wrong and on which line.
+
+    PyYAML's own message spans several lines (the offending text and a caret); a
+    refusal must be one line, so only the problem and its line number are kept.
+    """
+    problem = getattr(exc, "problem", None) or getattr(exc, "msg", None)
+    if not problem:
+        problem = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else getattr(exc, "lineno", None)
+    return f"{problem} (line {line})" if line else str(problem)

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from fleet_queue.cards import NewCard
-from fleet_queue.errors import FleetError, UsageError
+from fleet_queue.errors import FleetError, UsageError, parse_problem
 
 GOAL_PRIORITIES = {
     "must-have": 30,
@@ -46,8 +46,7 @@ def load_cards(path: Path) -> list[NewCard]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UsageError(f"{path}: not valid YAML/JSON: {first}") from None
+        raise UsageError(f"{path}: not valid YAML/JSON: {parse_problem(exc)}") from None
     return cards_from_data(data, str(path))
 
 

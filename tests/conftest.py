@@ -21,6 +21,9 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         if key.startswith("FLEET_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("FLEET_HOME", str(tmp_path / "home"))
+    from fleet_queue import catalog
+
+    catalog.use_home(None)  # a CLI call's --home must not outlive its test
 
 
 @pytest.fixture

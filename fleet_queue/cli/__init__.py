@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from fleet_queue import catalog
 from fleet_queue.cli import (
     backlog_cmd,
     config_cmd,
@@ -41,6 +42,7 @@ def _root(
     ] = None,
 ) -> None:
     ctx.obj = CliState(home=home)
+    catalog.use_home(home)  # the operator's own presets, profiles and roles
 
 
 for _module in (config_cmd, roster_cmd, backlog_cmd, host_cmd, dispatch_cmd, systemd_cmd):

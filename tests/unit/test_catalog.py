@@ -257,3 +257,46 @@ def test_shipped_profile_files_carry_their_own_name_or_none() -> None:
     for name in PROFILES:
         raw = yaml.safe_load(catalog.data_dir().joinpath(f"profiles/{name}.yaml").read_text())
         assert raw.get("name", name) == name
+
+
+def test_operator_catalog_in_home_adds_and_replaces_without_touching_the_package(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "ops"
+    local = home / catalog.LOCAL_DIR_NAME
+    (local / "presets").mkdir(parents=True)
+    (local / "roles" / "engineering").mkdir(parents=True)
+    minimal = yaml.safe_load(catalog.data_dir().joinpath("presets/minimal.yaml").read_text())
+    minimal["title"] = "ours"
+    minimal["roster"].pop("preset", None)
+    (local / "presets" / "minimal.yaml").write_text(yaml.safe_dump(minimal))
+    coding = yaml.safe_load(catalog.data_dir().joinpath("presets/coding.yaml").read_text())
+    coding["roster"].pop("preset", None)
+    (local / "presets" / "tiny-team.yaml").write_text(yaml.safe_dump(coding))
+    role = catalog.load_role("code")
+    text = catalog.data_dir().joinpath("roles/engineering/code.md").read_text()
+    (local / "roles" / "engineering" / "fuzzer.md").write_text(
+        text.replace("name: code", "name: fuzzer")
+    )
+    listed = json.loads(run_fleet("--home", str(home), "presets", "list", "--json").stdout)
+    names = [p["name"] for p in listed]
+    assert "tiny-team" in names and set(PRESETS) <= set(names)
+    assert {p["name"]: p["title"] for p in listed}["minimal"] == "ours"
+    roles = json.loads(run_fleet("--home", str(home), "roles", "list", "--json").stdout)
+    assert {"fuzzer", role.name} <= {r["name"] for r in roles}
+    init = run_fleet("--home", str(home), "init", "--profile", "tiny-team", "--write")
+    assert init.exit_code == 0, init.stderr
+    assert (home / "roster.yaml").is_file()
+    # another home sees only the shipped catalog
+    other = json.loads(run_fleet("presets", "list", "--json").stdout)
+    assert [p["name"] for p in other] == PRESETS
+
+
+def test_bad_operator_catalog_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    local = tmp_path / "ops" / catalog.LOCAL_DIR_NAME / "presets"
+    local.mkdir(parents=True)
+    (local / "broken.yaml").write_text("title: [unclosed\n")
+    run = run_fleet("--home", str(tmp_path / "ops"), "presets", "show", "broken")
+    assert run.exit_code == 2
+    assert run.stderr.startswith(f"fleet: {local}/broken.yaml: not valid YAML")
+    assert run.stderr.count("\n") == 1
