@@ -32,6 +32,27 @@ from fleet_queue.sanitize import sanitize_text
 MAX_ID_LENGTH = 200
 _BAD_ID = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 
+DELIVERY_FAILED = "delivery failed"
+"""How a release's reason starts when the card's text could not be delivered. The store counts
+these releases since the card's last delivery or unblock; at its ``max_attempts`` it is blocked."""
+
+
+def plain_fields(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields as JSON-able values: datetimes in ISO 8601, enums by value,
+    tuples as lists (what every ``--json`` and the web board print)."""
+    out: dict[str, Any] = {}
+    for name in obj.__dataclass_fields__:
+        value = getattr(obj, name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, enum.Enum):
+            value = value.value
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[name] = value
+    return out
+
+
 Readiness = Literal["working", "available", "stale", "dead", "unknown", "paused"]
 """``paused``: the agent's host has ``run/PAUSED``; the tick gives it nothing."""
 
@@ -196,17 +217,7 @@ class Card:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data (for ``--json`` and the web board)."""
-        out: dict[str, Any] = {}
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            if isinstance(value, datetime):
-                value = value.isoformat()
-            elif isinstance(value, CardStatus):
-                value = value.value
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[name] = value
-        return out
+        return plain_fields(self)
 
 
 @dataclass(frozen=True)
@@ -312,11 +323,7 @@ class AgentStatus:
     updated_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            out[name] = value.isoformat() if isinstance(value, datetime) else value
-        return out
+        return plain_fields(self)
 
 
 @dataclass(frozen=True)

@@ -52,13 +52,17 @@ def beat_command(settings: Settings, loglevel: str = "INFO") -> list[str]:
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
+def refuse_open_bind(what: str, address: str, auth: str | None, auth_variable: str) -> None:
+    """A web UI without a login listens on loopback only: refuse any other address."""
+    if not auth and address not in LOOPBACK:
+        raise UsageError(
+            f"refusing to serve {what} on {address} without auth: set {auth_variable}=user:password"
+        )
+
+
 def flower_command(settings: Settings, port: int = 5555, address: str = "127.0.0.1") -> list[str]:
     """Flower shows task arguments and can revoke tasks: without auth, loopback only."""
-    if not settings.flower_auth and address not in LOOPBACK:
-        raise UsageError(
-            f"refusing to serve Flower on {address} without auth:"
-            " set FLEET_FLOWER_AUTH=user:password"
-        )
+    refuse_open_bind("Flower", address, settings.flower_auth, "FLEET_FLOWER_AUTH")
     cmd = [*CELERY, "flower", f"--port={port}", f"--address={address}"]
     if settings.flower_auth:
         cmd.append(f"--basic-auth={settings.flower_auth}")

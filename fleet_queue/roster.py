@@ -159,7 +159,33 @@ def roster_problems(roster: Roster) -> list[str]:
             )
         if agent.reports_to == agent.name:
             problems.append(f"agent {agent.name!r}: reports_to: an agent cannot report to itself")
+    problems.extend(_reports_to_cycles(roster))
     problems.extend(_floor_problems(roster))
+    return problems
+
+
+def _reports_to_cycles(roster: Roster) -> list[str]:
+    """Each ``reports_to`` cycle of two or more agents, once, from where the roster meets it.
+
+    Every agent has at most one ``reports_to``, so following it from each agent in roster
+    order either ends (no boss, unknown boss) or comes back to an agent of this walk.
+    """
+    boss = {agent.name: agent.reports_to for agent in roster.agents}
+    walked: set[str] = set()
+    problems = []
+    for agent in roster.agents:
+        path: list[str] = []
+        name: str | None = agent.name
+        while name is not None and name not in walked and name not in path:
+            path.append(name)
+            name = boss.get(name)
+        walked.update(path)
+        if name is None or name not in path:
+            continue
+        cycle = path[path.index(name) :]
+        if len(cycle) > 1:  # one agent reporting to itself has its own message
+            chain = " -> ".join([*cycle, cycle[0]])
+            problems.append(f"agent {cycle[0]!r}: reports_to: cycle {chain}")
     return problems
 
 

@@ -45,12 +45,18 @@ class Settings(BaseSettings):
     )
     heartbeat_interval: float = Field(default=5.0, gt=0, description="Seconds between heartbeats.")
     lease_ttl: float = Field(default=600.0, gt=0, description="Seconds a claim lives unrenewed.")
+    card_timeout: float = Field(
+        default=14400.0,
+        ge=0,
+        description="Seconds after delivery that a working agent's lease is still renewed.",
+    )
     max_attempts: int = Field(default=3, ge=1, description="Claims before a card is failed.")
     tick_interval: float = Field(default=5.0, gt=0, description="Beat: supervisor tick period (s).")
     reclaim_interval: float = Field(default=15.0, gt=0, description="Beat: reclaim period (s).")
     host_status_interval: float = Field(default=5.0, gt=0, description="Beat: host status period.")
     nudge: bool = Field(default=True, description="Send a tick at once on enqueue/complete.")
     flower_auth: str | None = Field(default=None, description="Flower basic auth user:password.")
+    board_auth: str | None = Field(default=None, description="Web board basic auth user:password.")
 
     @field_validator("home", "roster_path", mode="after")
     @classmethod
@@ -111,12 +117,14 @@ class Settings(BaseSettings):
             "roster_path": str(self.effective_roster_path),
             "heartbeat_interval": self.heartbeat_interval,
             "lease_ttl": self.lease_ttl,
+            "card_timeout": self.card_timeout,
             "max_attempts": self.max_attempts,
             "tick_interval": self.tick_interval,
             "reclaim_interval": self.reclaim_interval,
             "host_status_interval": self.host_status_interval,
             "nudge": self.nudge,
             "flower_auth": "***" if self.flower_auth else None,
+            "board_auth": "***" if self.board_auth else None,
         }
 
 

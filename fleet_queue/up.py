@@ -29,12 +29,12 @@ def running_fleet(
 ) -> Iterator[tuple[CardStore, FleetProcesses]]:
     """The fleet running on this host for the duration of the block."""
     from fleet_queue.store import CardStore
-    from workers.sessions import start_agents, stop_agents
+    from workers.sessions import local_agents, start_agents, stop_agents
 
     roster = load_roster(settings.effective_roster_path)
     store = CardStore.from_settings(settings)
     processes = FleetProcesses(settings, with_beat=with_beat)
-    names = [agent.name for agent in roster.agents_on(settings.host, settings.tenant)]
+    names = [agent.name for agent in local_agents(settings, roster)]
     try:
         processes.start()
         start_agents(settings, roster, names)

@@ -45,9 +45,13 @@ class VerifyReport:
 def local_agents(
     settings: Settings, roster: Roster, names: Sequence[str] | None = None
 ) -> list[AgentSpec]:
-    """The roster agents of this host, or exactly ``names`` (each must be local)."""
+    """The roster agents of this host and tenant, or exactly ``names`` (each must be local).
+
+    With no names this is the one choice of "this host's agents" that ``fleet up`` and
+    ``fleet start|stop|restart|verify`` share: ``FLEET_HOST`` and ``FLEET_TENANT``.
+    """
     if not names:
-        return [a for a in roster.agents if a.host_or(settings.host) == settings.host]
+        return roster.agents_on(settings.host, settings.tenant)
     chosen = []
     for name in names:
         try:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from celery import Celery, Task
 
 from fleet_queue.card_text import render_card
+from fleet_queue.cards import DELIVERY_FAILED
 from fleet_queue.errors import (
     AgentBusyError,
     DeliveryError,
@@ -103,7 +104,9 @@ def deliver(task: Task, card_id: str, token: int, agent: str) -> dict[str, Any]:
     except AgentBusyError as exc:
         return wait_for_quiet_pane(task, ctx, card_id, token, str(exc))
     except DeliveryError as exc:
-        store.release(card_id, token, f"delivery failed: {exc}")
+        after = store.release(card_id, token, f"{DELIVERY_FAILED}: {exc}")
+        if after.status == "blocked":  # failed max_attempts times in a row: parked
+            return {"blocked": after.reason}
         return {"released": str(exc)}
     record_delivered(ctx, card_id, token, agent)
     return {"delivered": card_id, "agent": agent, "token": token, "ms": receipt.ms}
@@ -196,11 +199,14 @@ def as_status(probe: AgentProbe) -> AgentStatus:
 
 
 def collect_status(task: Task) -> dict[str, Any]:
-    """Probe this host's agents into the store; nudge a tick when one becomes available."""
+    """Probe this host's agents into the store, keep the leases of the working ones alive
+    (``CardStore.renew_working``), and nudge a tick when one becomes available."""
     from workers.probe import probe_agents
 
     ctx = _ctx(task)
     rows = [as_status(probe) for probe in probe_agents(ctx.settings, ctx.roster)]
+    working = [row.agent for row in rows if row.readiness == "working"]
+    renewed = ctx.store.renew_working(working, ctx.settings.lease_ttl, ctx.settings.card_timeout)
     if host_paused(ctx.settings):
         # Said in the store so the tick stops sending this host cards it would only release.
         rows = [replace(row, readiness="paused") for row in rows]
@@ -214,7 +220,7 @@ def collect_status(task: Task) -> dict[str, Any]:
     previous.update({row.agent: row.readiness for row in rows})
     if became_available:
         nudge_tick(ctx.settings, task.app, reason="available")
-    return {"agents": len(rows), "available": became_available}
+    return {"agents": len(rows), "available": became_available, "renewed": renewed}
 
 
 def register_host_tasks(app: Celery) -> None:

@@ -15,6 +15,7 @@ import typer
 from fleet_queue import catalog
 from fleet_queue.cli import (
     backlog_cmd,
+    board_cmd,
     config_cmd,
     dispatch_cmd,
     host_cmd,
@@ -47,6 +48,7 @@ def _root(
 
 for _module in (config_cmd, roster_cmd, backlog_cmd, host_cmd, dispatch_cmd, systemd_cmd):
     _module.register(app)
+board_cmd.register(app)
 
 
 def main() -> None:

@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from fleet_queue.cards import (
+    DELIVERY_FAILED,
     AgentStatus,
     BulkResult,
     Card,
@@ -133,6 +134,19 @@ _CARDS_BY_SEQ = sa.select(cards.c.seq, *_CARD_COLUMNS).where(
 
 _INSERT_EVENT = sa.insert(events).values(at=db_now())
 
+# Per status: cards, of them with no unmet dependency, and the first created; every column
+# read is in ix_cards_claim, so it is one pass over the index and never reads a table row.
+_STATS_BY_STATUS = (
+    sa.select(
+        cards.c.status,
+        sa.func.count(),
+        sa.func.count().filter(cards.c.unmet_deps == 0),
+        sa.func.min(cards.c.seq),
+    )
+    .where(cards.c.tenant_id == sa.bindparam("t"))
+    .group_by(cards.c.status)
+)
+
 # Which of many lanes hold a claimable card: one statement, one index probe per lane.
 _LANES_WITH_WORK = {
     "sqlite": sa.text(
@@ -183,6 +197,22 @@ class TickView:
     statuses: list[AgentStatus]
     now: datetime
     leased: set[str]
+
+
+BOARD_LANES = ("ready", "waiting", "claimed", "delivered", "blocked", "done", "failed")
+"""The board's columns: ``ready`` is claimable now, ``waiting`` has unfinished dependencies;
+``claimed`` is leased but not yet typed into the pane, ``delivered`` is typed."""
+
+
+@dataclass(frozen=True)
+class BoardView:
+    """One read of what the board shows (see ``CardStore.board_view``)."""
+
+    now: datetime
+    pause: PauseState
+    counts: dict[str, int]
+    """Cards per board lane (every card of the tenant, not only those listed)."""
+    lanes: dict[str, list[Card]]
 
 
 @dataclass
@@ -714,6 +744,49 @@ class CardStore:
             )
             return card_from_row(row)
 
+    def renew_working(self, agents: Sequence[str], ttl: float, card_timeout: float) -> list[str]:
+        """Extend the leases that this host's working agents hold; the renewed card ids.
+
+        A real agent can work on one card far longer than a lease: without this its card
+        would be reclaimed and typed to a second agent while the first is still on it. The
+        host worker calls it for the agents it sees working (``busy`` heartbeat or fresh pane
+        output). Only delivered leases of this host with less than half of ``ttl`` left are
+        renewed, and only within ``card_timeout`` seconds of the delivery, so an agent that
+        hangs while still looking busy gives its card back at most ``card_timeout + ttl``
+        after it got it.
+        """
+        _check_ttl(ttl)
+        if not agents:
+            return []
+        c = cards.c
+        with self._write() as tx:
+            now = self._now(tx.conn)
+            due = (
+                sa.select(c.id, c.token, c.lease_owner)
+                .where(
+                    c.tenant_id == self.tenant,
+                    c.host == self.host,
+                    c.status == CLAIMED,
+                    self._in(c.lease_owner, list(agents)),
+                    c.delivered_at.is_not(None),
+                    c.delivered_at > now - card_timeout,
+                    c.lease_expires_at < now + ttl / 2,
+                )
+                .with_for_update()
+            )
+            rows = tx.conn.execute(due).all()
+            for card_id, token, _owner in rows:
+                self._fenced(tx, card_id, token, {"lease_expires_at": now + ttl}, action="renew")
+            detail = f"agent working; ttl {ttl:g}s"
+            self._events(
+                tx,
+                [
+                    self._event_row(card_id, "renewed", owner, token, detail)
+                    for card_id, token, owner in rows
+                ],
+            )
+        return [row[0] for row in rows]
+
     def complete(self, card_id: str, token: int, result: str | None = None) -> Card:
         """Mark the card done; its dependents lose one unmet dependency.
 
@@ -772,23 +845,57 @@ class CardStore:
             return card_from_row(row)
 
     def release(self, card_id: str, token: int, reason: str) -> Card:
-        """Give the card back to ready (e.g. the delivery failed); not counted as an attempt."""
+        """Give the card back to ready (e.g. the delivery failed); not counted as an attempt.
+
+        A reason that starts with ``DELIVERY_FAILED`` is a delivery failure. Once the card's
+        delivery failures since its last ``delivered`` or ``unblocked`` event reach its
+        ``max_attempts``, the card is blocked instead (reason: the count and the last error),
+        so a card that can never be typed stops being claimed every tick. Releases for any
+        other reason (paused, busy) never count.
+        """
         reason = _reason(reason)
-        values = {**_unlease(), "status": READY, "attempts": cards.c.attempts - 1}
         with self._write() as tx:
-            before = self._must(tx.conn, card_id)
+            before = self._must(tx.conn, card_id, lock=True)
+            values: dict[str, Any] = {
+                **_unlease(),
+                "status": READY,
+                "attempts": cards.c.attempts - 1,
+            }
+            kind, detail = "released", reason
+            if _held(before, token) and reason.startswith(DELIVERY_FAILED):
+                failures = self._delivery_failures(tx.conn, card_id) + 1
+                if failures >= before["max_attempts"]:
+                    kind = "blocked"
+                    detail = _delivery_blocked_reason(failures, before["max_attempts"], reason)
+                    values.update(status=BLOCKED, reason=detail)
             row = self._fenced(tx, card_id, token, values, action="release")
             self._event(
                 tx,
                 card_id,
-                "released",
+                kind,
                 agent=before["lease_owner"],
                 token=token,
-                detail=reason,
+                detail=detail,
                 host=before["host"],
             )
-            tx.changes.append("released")
+            tx.changes.append(kind)
             return card_from_row(row)
+
+    def _delivery_failures(self, conn: Connection, card_id: str) -> int:
+        """Delivery-failure releases of the card since its last delivery or unblock."""
+        mine = sa.and_(events.c.tenant_id == self.tenant, events.c.card_id == card_id)
+        fresh_start = (
+            sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0))
+            .where(mine, events.c.kind.in_(["delivered", "unblocked"]))
+            .scalar_subquery()
+        )
+        stmt = sa.select(sa.func.count()).where(
+            mine,
+            events.c.kind == "released",
+            events.c.detail.startswith(DELIVERY_FAILED),
+            events.c.id > fresh_start,
+        )
+        return int(conn.execute(stmt).scalar_one())
 
     # --- reclaim ------------------------------------------------------------------------
 
@@ -1040,28 +1147,27 @@ class CardStore:
             return [event_from_row(row) for row in conn.execute(stmt).mappings()]
 
     def stats(self) -> dict[str, Any]:
-        """Counts by status, oldest ready age, expired leases, last-minute throughput, pause."""
+        """Counts by status, oldest ready age, expired leases, last-minute throughput, pause.
+
+        The card counts are one aggregate over the claim index (no table row is read);
+        the oldest ready card is the ready card created first (the lowest ``seq``), whose
+        ``created_at`` is one primary-key lookup; expired leases are a probe of the lease index.
+        """
         with self._read() as conn:
             now = self._now(conn)
             counts = {s.value: 0 for s in CardStatus}
-            by_status = (
-                sa.select(cards.c.status, sa.func.count())
-                .where(cards.c.tenant_id == self.tenant)
-                .group_by(cards.c.status)
-            )
-            counts.update({row[0]: row[1] for row in conn.execute(by_status)})
-            ready_now = conn.execute(
-                sa.select(sa.func.count()).where(
-                    cards.c.tenant_id == self.tenant,
-                    cards.c.status == READY,
-                    cards.c.unmet_deps == 0,
-                )
-            ).scalar_one()
-            oldest = conn.execute(
-                sa.select(sa.func.min(cards.c.created_at)).where(
-                    cards.c.tenant_id == self.tenant, cards.c.status == READY
-                )
-            ).scalar_one()
+            ready_now, oldest_seq = 0, None
+            for status, count, no_unmet, first_seq in conn.execute(
+                _STATS_BY_STATUS, {"t": self.tenant}
+            ):
+                counts[status] = count
+                if status == READY:
+                    ready_now, oldest_seq = no_unmet, first_seq
+            oldest = None
+            if oldest_seq is not None:
+                oldest = conn.execute(
+                    sa.select(cards.c.created_at).where(cards.c.seq == oldest_seq)
+                ).scalar_one()
             expired = conn.execute(
                 sa.select(sa.func.count()).where(
                     cards.c.status == CLAIMED,
@@ -1192,6 +1298,60 @@ class CardStore:
         with self._read() as conn:
             return [card_from_row(row) for row in conn.execute(stmt).mappings()]
 
+    def board_view(self, open_limit: int, recent_limit: int) -> BoardView:
+        """What the board shows, in one read: the count of every lane and its cards.
+
+        ``ready`` and ``waiting`` in claim order (priority, then age), ``claimed`` and
+        ``delivered`` oldest claim first, ``blocked`` newest change first, each at most
+        ``open_limit``; ``done`` and ``failed`` the ``recent_limit`` most recently finished.
+        """
+        c = cards.c
+        tenant = c.tenant_id == self.tenant
+        claim_order = (c.priority.desc(), c.seq)
+        lane_queries = {
+            "ready": (sa.and_(c.status == READY, c.unmet_deps == 0), claim_order, open_limit),
+            "waiting": (sa.and_(c.status == READY, c.unmet_deps > 0), claim_order, open_limit),
+            "claimed": (
+                sa.and_(c.status == CLAIMED, c.delivered_at.is_(None)),
+                (c.claimed_at, c.seq),
+                open_limit,
+            ),
+            "delivered": (
+                sa.and_(c.status == CLAIMED, c.delivered_at.is_not(None)),
+                (c.claimed_at, c.seq),
+                open_limit,
+            ),
+            "blocked": (c.status == BLOCKED, (c.updated_at.desc(), c.seq.desc()), open_limit),
+            "done": (c.status == DONE, (c.completed_at.desc(), c.seq.desc()), recent_limit),
+            "failed": (c.status == FAILED, (c.completed_at.desc(), c.seq.desc()), recent_limit),
+        }
+        by_status = (
+            sa.select(
+                c.status,
+                sa.func.count(),
+                sa.func.sum(sa.case((c.unmet_deps > 0, 1), else_=0)),
+                sa.func.sum(sa.case((c.delivered_at.is_not(None), 1), else_=0)),
+            )
+            .where(tenant)
+            .group_by(c.status)
+        )
+        with self._read() as conn:
+            now = self._clock(conn)
+            pause = self._pause_state(conn)
+            counts = dict.fromkeys(BOARD_LANES, 0)
+            for status, total, waiting, delivered in conn.execute(by_status):
+                if status == READY:
+                    counts["ready"], counts["waiting"] = total - waiting, waiting
+                elif status == CLAIMED:
+                    counts["claimed"], counts["delivered"] = total - delivered, delivered
+                else:
+                    counts[status] = total
+            lanes = {}
+            for lane, (where, order, limit) in lane_queries.items():
+                stmt = _CARD_SELECT.where(tenant, where).order_by(*order).limit(max(limit, 0))
+                lanes[lane] = [card_from_row(row) for row in conn.execute(stmt).mappings()]
+        return BoardView(now=now, pause=pause, counts=counts, lanes=lanes)
+
     # --- schema -----------------------------------------------------------------------------
 
     def schema_revision(self) -> str | None:
@@ -1222,6 +1382,20 @@ def _reason(reason: str) -> str:
     if not text:
         raise UsageError("a reason is required")
     return text
+
+
+def _held(row: RowMapping, token: int) -> bool:
+    """The card is claimed under ``token`` (what ``_fenced`` will require)."""
+    return bool(row["status"] == CLAIMED and row["token"] == token)
+
+
+def _delivery_blocked_reason(failures: int, max_attempts: int, reason: str) -> str:
+    error = reason.removeprefix(DELIVERY_FAILED).lstrip(": ") or "no detail"
+    times = "time" if failures == 1 else "times"
+    return (
+        f"delivery failed {failures} {times} since the last delivery or unblock"
+        f" (max_attempts {max_attempts}); last error: {error}"
+    )
 
 
 def _check_ttl(ttl: float) -> None:

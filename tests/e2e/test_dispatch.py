@@ -174,7 +174,10 @@ def test_restart_redis_mid_run_loses_no_card(e2e_settings, broker) -> None:  # t
 
 
 def test_hanging_agent_card_reclaimed_then_failed(e2e_settings, broker) -> None:  # type: ignore[no-untyped-def]
-    settings = e2e_settings.model_copy(update={"lease_ttl": 2.0, "max_attempts": 2})
+    # a hung agent still heartbeats busy, so its lease is renewed until card_timeout
+    settings = e2e_settings.model_copy(
+        update={"lease_ttl": 2.0, "max_attempts": 2, "card_timeout": 1.0}
+    )
     roster = stub_roster(
         [("lead", "orchestrator"), ("enh", "enhancer"), ("stuck", "hanger")],
         per_agent_env={"stuck": {"FLEET_STUB_MODE": "hang"}},
@@ -187,6 +190,35 @@ def test_hanging_agent_card_reclaimed_then_failed(e2e_settings, broker) -> None:
         assert card.attempts == 2
         kinds = [e.kind for e in fleet.store.events(card_id="h1")]
         assert "reclaimed" in kinds
+
+
+def test_card_whose_delivery_always_fails_is_blocked(e2e_settings, broker) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    from tests.host.conftest import DRAFT_PROGRAM
+
+    roster = stub_roster([("lead", "orchestrator"), ("enh", "enhancer")])
+    roster["agents"].append(  # a pane that never submits: every delivery is "not accepted"
+        {
+            "name": "d0",
+            "runtime": "draft",
+            "class": "drafter",
+            "command": f"{sys.executable} {DRAFT_PROGRAM}",
+        }
+    )
+    with running_fleet(e2e_settings, roster) as fleet:
+        fleet.store.create(NewCard(id="nd1", title="never typed", target_agent="d0"))
+        fleet.wait_status("nd1", "blocked", timeout=90)
+        card = fleet.store.get("nd1")
+        assert card.reason is not None and "delivery failed 3 times" in card.reason, card.reason
+        assert "not accepted" in card.reason and card.attempts == 0
+        time.sleep(fleet.settings.tick_interval * 3)  # three ticks pass: it is not claimed again
+        events = fleet.store.events(card_id="nd1")
+        kinds = [e.kind for e in events]
+        assert kinds.count("claimed") == 3 and kinds[-1] == "blocked", kinds
+        released = [e.detail or "" for e in events if e.kind == "released"]
+        assert len(released) == 2 and all(d.startswith("delivery failed") for d in released)
+        assert fleet.status("nd1") == "blocked"
 
 
 def test_demo_runs_to_completion_on_the_embedded_broker(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -133,3 +134,46 @@ def test_pane_environment_has_identity_but_no_password(host_settings: Settings) 
     assert environ["FLEET_BROKER_URL"] == "redis://r:6379/0"
     assert "FLEET_DATABASE_URL" not in environ
     assert not any("s3cret" in value for value in environ.values())
+
+
+def test_no_names_means_this_host_and_tenant_like_fleet_up(host_settings: Settings) -> None:
+    from workers.sessions import local_agents, restart_agents
+
+    roster = make_roster(
+        stub("a1"),
+        stub("a2", tenant_id="default", host="testhost"),
+        stub("o1", tenant_id="other"),  # this host, another tenant: not ours to run
+        stub("r1", host="elsewhere"),  # our tenant, another host
+    )
+    ours = ["a1", "a2"]
+    assert [a.name for a in local_agents(host_settings, roster)] == ours  # what `fleet up` runs
+    assert [r.agent for r in start_agents(host_settings, roster)] == ours
+    server = TmuxServer.for_fleet(host_settings, roster)
+    assert set(server.session_names()) == {"_holder", *ours}
+    report = verify(host_settings, roster)
+    assert report.ok and report.missing == [], report
+    assert [r.agent for r in restart_agents(host_settings, roster)] == ours
+    assert [r.agent for r in stop_agents(host_settings, roster)] == ours
+    assert not server.is_running()
+
+    # The CLI verbs choose the same way: for FLEET_TENANT=other, its agent and the agent
+    # with no tenant (unset means whichever tenant runs it), never a2 of tenant default.
+    (host_settings.home / "roster.yaml").write_text(roster.to_yaml())
+    env = {
+        **os.environ,
+        "FLEET_HOME": str(host_settings.home),
+        "FLEET_TMUX_SOCKET": host_settings.tmux_socket,
+        "FLEET_HOST": "testhost",
+        "FLEET_TENANT": "other",
+    }
+    for verb, expected in (("start", ["a1", "o1"]), ("verify", None), ("stop", ["a1", "o1"])):
+        proc = subprocess.run(
+            [sys.executable, "-m", "fleet_queue", verb, *(["--json"] if expected else [])],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        if expected:
+            assert [row["agent"] for row in json.loads(proc.stdout)] == expected

@@ -311,6 +311,34 @@ def test_renew(store: CardStore) -> None:
         store.renew("a", token, -5)
 
 
+def test_renew_working_keeps_delivered_leases_of_working_agents_alive(
+    store: CardStore, store_url: str
+) -> None:
+    token = claimed(store, "a", ttl=5)
+    store.mark_delivered("a", token)
+    store.create(new("b"))
+    assert store.claim("w2", None, "h1", 5, card_id="b") is not None  # claimed, not typed yet
+    before = store.get("a").lease_expires_at
+    assert store.renew_working(["w1", "w2"], ttl=3600, card_timeout=600) == ["a"]
+    after = store.get("a").lease_expires_at
+    assert before is not None and after is not None
+    assert after - before > timedelta(seconds=3000)
+    assert store.get("b").lease_expires_at < after  # type: ignore[operator]
+    renewed = [e for e in store.events(card_id="a") if e.kind == "renewed"]
+    assert [(e.agent, e.token) for e in renewed] == [("w1", token)]
+    # more than half the lease left: nothing to write
+    assert store.renew_working(["w1"], ttl=3600, card_timeout=600) == []
+    # another host's worker never renews this host's leases; an agent not working neither
+    with CardStore(store_url, tenant="t1", host="h2") as elsewhere:
+        assert elsewhere.renew_working(["w1"], ttl=7200, card_timeout=600) == []
+    assert store.renew_working(["w9"], ttl=7200, card_timeout=600) == []
+    # past card_timeout after its delivery, a lease is not renewed any more
+    token_c = claimed(store, "c", ttl=5)
+    store.mark_delivered("c", token_c)
+    assert store.renew_working(["w1"], ttl=3600, card_timeout=0) == []
+    assert store.get("c").status is CardStatus.CLAIMED
+
+
 def test_complete(store: CardStore) -> None:
     token = claimed(store)
     card = store.complete("a", token, result="merged")
@@ -363,6 +391,51 @@ def test_release(store: CardStore) -> None:
     with pytest.raises(StaleTokenError):
         store.release("a", token, "again")
     assert store.events(card_id="a")[-1].detail == "pane busy"
+
+
+def _delivery_fails(store: CardStore, card_id: str, error: str) -> CardStatus:
+    claim = store.claim("w1", None, "h1", 60, card_id=card_id)
+    assert claim is not None
+    return store.release(card_id, claim.token, f"delivery failed: {error}").status
+
+
+def test_delivery_failures_block_the_card_at_max_attempts(store: CardStore) -> None:
+    store.create(new("a", max_attempts=3))
+    for why in ("fleet paused by op: maintenance", "host h1 is paused", "pane busy"):
+        claim = store.claim("w1", None, "h1", 60, card_id="a")
+        assert claim is not None
+        store.release("a", claim.token, why)  # releases for other reasons never count
+    assert _delivery_fails(store, "a", "dead pane") is CardStatus.READY
+    assert _delivery_fails(store, "a", "dead pane") is CardStatus.READY
+    token = store.get("a").token
+    assert _delivery_fails(store, "a", "not accepted: draft left") is CardStatus.BLOCKED
+    card = store.get("a")
+    assert card.reason is not None
+    assert "3 times" in card.reason and "not accepted: draft left" in card.reason
+    assert card.lease_owner is None and card.lease_expires_at is None
+    assert card.attempts == 0 and card.token == token + 1
+    last = store.events(card_id="a")[-1]
+    assert (last.kind, last.detail, last.agent) == ("blocked", card.reason, "w1")
+    assert last.token == token + 1
+    assert store.claim("w2", None, "h1", 60) is None  # parked until an operator unblocks it
+    assert store.stats()["counts"]["blocked"] == 1
+
+    store.unblock("a")  # the operator fixed the pane: the count starts afresh
+    assert _delivery_fails(store, "a", "dead pane") is CardStatus.READY
+    assert _delivery_fails(store, "a", "dead pane") is CardStatus.READY
+    claim = store.claim("w1", None, "h1", 60, card_id="a")
+    assert claim is not None
+    store.mark_delivered("a", claim.token)  # a delivery starts it afresh too
+    store.reclaim_card("a")
+    assert _delivery_fails(store, "a", "dead pane") is CardStatus.READY
+    assert _delivery_fails(store, "a", "dead pane") is CardStatus.READY
+    assert _delivery_fails(store, "a", "dead pane") is CardStatus.BLOCKED
+
+
+def test_one_delivery_failure_blocks_a_single_attempt_card(store: CardStore) -> None:
+    store.create(new("a", max_attempts=1))
+    assert _delivery_fails(store, "a", "dead pane") is CardStatus.BLOCKED
+    assert "1 time" in (store.get("a").reason or "")
 
 
 def test_done_card_never_changes(store: CardStore) -> None:

@@ -118,6 +118,7 @@ def running_fleet(
         "FLEET_RECLAIM_INTERVAL": str(settings.reclaim_interval),
         "FLEET_HOST_STATUS_INTERVAL": str(settings.host_status_interval),
         "FLEET_LEASE_TTL": str(settings.lease_ttl),
+        "FLEET_CARD_TIMEOUT": str(settings.card_timeout),
         "FLEET_MAX_ATTEMPTS": str(settings.max_attempts),
         "FLEET_NUDGE": "1" if settings.nudge else "0",
     }

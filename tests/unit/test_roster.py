@@ -96,6 +96,28 @@ BAD: list[tuple[str, Edit, str]] = [
         "agent 'coder0': reports_to: an agent cannot report to itself",
     ),
     (
+        "reports_to two-agent cycle",
+        _set("orchestrator", reports_to="coder0"),
+        "agent 'orchestrator': reports_to: cycle orchestrator -> coder0 -> orchestrator",
+    ),
+    (
+        "reports_to three-agent cycle",
+        lambda d: (
+            _set("orchestrator", reports_to="enhancer")(d),
+            _set("enhancer", reports_to="coder0")(d),
+        ),
+        "reports_to: cycle orchestrator -> enhancer -> coder0 -> orchestrator",
+    ),
+    (
+        "reports_to chain into a cycle",
+        lambda d: (
+            _set("coder0", reports_to="coder1")(d),
+            _append(name="coder1", runtime="pi", reports_to="coder2", **{"class": "coder"})(d),
+            _append(name="coder2", runtime="pi", reports_to="coder1", **{"class": "coder"})(d),
+        ),
+        "agent 'coder1': reports_to: cycle coder1 -> coder2 -> coder1",
+    ),
+    (
         "secret in env",
         _set("coder0", env={"OPENAI_API_KEY": "sk-live-123"}),
         "agent 'coder0': env.OPENAI_API_KEY: secrets never live in the roster",
@@ -157,8 +179,17 @@ def test_base_roster_is_valid(tmp_path: Path) -> None:
         ),
         _set("coder0", runtime="aider", command="aider --yes"),
         _set("coder0", env={"OPENAI_API_KEY": "${OPENAI_API_KEY}", "LANG": "C.UTF-8"}),
+        lambda d: (
+            _set("coder0", reports_to="enhancer")(d),
+            _append(name="coder1", runtime="pi", reports_to="coder0", **{"class": "coder"})(d),
+        ),
     ],
-    ids=["declared runtime with command", "agent command override", "secret as ${VAR}"],
+    ids=[
+        "declared runtime with command",
+        "agent command override",
+        "secret as ${VAR}",
+        "reports_to chain without a cycle",
+    ],
 )
 def test_allowed_variants(tmp_path: Path, edit: Edit) -> None:
     data = copy.deepcopy(BASE)

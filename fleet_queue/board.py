@@ -1,0 +1,204 @@
+"""The board: the backlog by column, as plain data for ``fleet board`` and the web board.
+
+Columns in the order a card travels: ``ready`` (claimable now), ``waiting`` (ready but
+a dependency is not done), ``claimed`` (leased, not yet typed into the pane),
+``delivered`` (typed, the agent works on it), ``blocked``, and the most recently
+finished ``done`` and ``failed`` cards. Open columns list at most ``OPEN_LIMIT``
+cards; every column's ``count`` is the number of cards in the store, listed or not.
+
+Times are the store's clock (``now``), so ages agree from any machine. Titles are
+complete here; renderers shorten them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from fleet_queue.cards import Card, CardStatus, PauseState, plain_fields
+from fleet_queue.errors import UsageError
+
+if TYPE_CHECKING:
+    from fleet_queue.store import CardStore
+
+DEFAULT_LIMIT = 20
+"""Done and failed cards shown, most recent first."""
+
+OPEN_LIMIT = 200
+"""At most this many cards listed per open column (the count stays exact)."""
+
+COLUMNS = ("ready", "waiting", "claimed", "delivered", "blocked", "done", "failed")
+
+
+@dataclass(frozen=True)
+class BoardCard:
+    """One card as the board shows it; ``since`` is when it entered its column."""
+
+    id: str
+    title: str
+    priority: int
+    target_agent: str | None
+    target_class: str | None
+    lease_owner: str | None
+    host: str | None
+    token: int
+    attempts: int
+    max_attempts: int
+    unmet_deps: int
+    reason: str | None
+    created_at: datetime
+    since: datetime
+    lease_expires_at: datetime | None
+    age_seconds: float
+    in_column_seconds: float
+    lease_left_seconds: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return plain_fields(self)
+
+
+@dataclass(frozen=True)
+class BoardColumn:
+    key: str
+    count: int
+    cards: tuple[BoardCard, ...]
+
+    @property
+    def hidden(self) -> int:
+        """Cards of this column in the store but not listed."""
+        return max(self.count - len(self.cards), 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "count": self.count,
+            "cards": [card.to_dict() for card in self.cards],
+        }
+
+
+@dataclass(frozen=True)
+class Board:
+    """The whole board: header (tenant, pause, counts) and the columns in order."""
+
+    tenant: str
+    now: datetime
+    pause: PauseState
+    counts: dict[str, int]
+    """Cards per status, ``ready_to_claim`` and ``total``."""
+    limit: int
+    columns: tuple[BoardColumn, ...]
+
+    def column(self, key: str) -> BoardColumn:
+        return next(c for c in self.columns if c.key == key)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "now": self.now.isoformat(),
+            "pause": self.pause.to_dict(),
+            "counts": dict(self.counts),
+            "limit": self.limit,
+            "columns": [column.to_dict() for column in self.columns],
+        }
+
+
+def build_board(store: CardStore, limit: int = DEFAULT_LIMIT) -> Board:
+    """The board of ``store``'s tenant, with the ``limit`` most recent done and failed cards."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise UsageError(f"board limit must be a whole number >= 0, not {limit!r}")
+    view = store.board_view(open_limit=OPEN_LIMIT, recent_limit=limit)
+    columns = tuple(
+        BoardColumn(
+            key=key,
+            count=view.counts[key],
+            cards=tuple(_board_card(card, key, view.now) for card in view.lanes[key]),
+        )
+        for key in COLUMNS
+    )
+    n = view.counts
+    counts = {
+        CardStatus.READY.value: n["ready"] + n["waiting"],
+        CardStatus.CLAIMED.value: n["claimed"] + n["delivered"],
+        CardStatus.BLOCKED.value: n["blocked"],
+        CardStatus.DONE.value: n["done"],
+        CardStatus.FAILED.value: n["failed"],
+        "ready_to_claim": n["ready"],
+        "total": sum(n.values()),
+    }
+    return Board(
+        tenant=store.tenant,
+        now=view.now,
+        pause=view.pause,
+        counts=counts,
+        limit=limit,
+        columns=columns,
+    )
+
+
+def _board_card(card: Card, column: str, now: datetime) -> BoardCard:
+    since = _entered(card, column)
+    left = None
+    if card.status is CardStatus.CLAIMED and card.lease_expires_at is not None:
+        left = round((card.lease_expires_at - now).total_seconds(), 1)
+    return BoardCard(
+        id=card.id,
+        title=card.title,
+        priority=card.priority,
+        target_agent=card.target_agent,
+        target_class=card.target_class,
+        lease_owner=card.lease_owner,
+        host=card.host,
+        token=card.token,
+        attempts=card.attempts,
+        max_attempts=card.max_attempts,
+        unmet_deps=card.unmet_deps,
+        reason=card.reason if column in ("blocked", "failed") else None,
+        created_at=card.created_at,
+        since=since,
+        lease_expires_at=card.lease_expires_at if left is not None else None,
+        age_seconds=_seconds(now, card.created_at),
+        in_column_seconds=_seconds(now, since),
+        lease_left_seconds=left,
+    )
+
+
+def _entered(card: Card, column: str) -> datetime:
+    """When the card came into ``column``: its claim, delivery or finish; else its last change."""
+    if column == "claimed" and card.claimed_at is not None:
+        return card.claimed_at
+    if column == "delivered" and card.delivered_at is not None:
+        return card.delivered_at
+    if column in ("done", "failed") and card.completed_at is not None:
+        return card.completed_at
+    return card.updated_at
+
+
+def _seconds(now: datetime, then: datetime) -> float:
+    return round(max((now - then).total_seconds(), 0.0), 1)
+
+
+def short_duration(seconds: float | None) -> str:
+    """``42s``, ``7m``, ``3h``, ``2d``: how long, for a narrow column."""
+    if seconds is None:
+        return ""
+    value = abs(seconds)
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):
+        if value >= size:
+            return f"{int(value // size)}{unit}"
+    return f"{int(value)}s"
+
+
+def target_of(card: BoardCard) -> str:
+    """``@agent`` for a card pinned to one agent, the class name for a role, else ``any``."""
+    if card.target_agent:
+        return f"@{card.target_agent}"
+    return card.target_class or "any"
+
+
+def lease_left(card: BoardCard) -> str:
+    if card.lease_left_seconds is None:
+        return ""
+    if card.lease_left_seconds <= 0:
+        return "expired"
+    return short_duration(card.lease_left_seconds)
