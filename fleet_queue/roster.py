@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from fleet_queue.errors import RosterError
+from fleet_queue.errors import RosterError, parse_problem
 
 BUILTIN_RUNTIMES = ("claude", "codex", "pi", "opencode", "stub")
 """Runtimes fleet-queue knows how to launch without a ``command``."""
@@ -265,11 +265,7 @@ def load_roster(path: Path) -> Roster:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise RosterError(
-            f"{path}:{where} not valid YAML: {getattr(exc, 'problem', exc)}"
-        ) from None
+        raise RosterError(f"{path}: not valid YAML: {parse_problem(exc)}") from None
     return parse_roster(data, str(path))
 
 
