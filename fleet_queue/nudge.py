@@ -30,7 +30,7 @@ def nudge_tick(settings: Settings, celery: Any | None = None, reason: str = "") 
     from fleet_queue.broker import redis_client
 
     try:
-        client = redis_client(settings, timeout=0.5)
+        client = redis_client(settings, timeout=0.5, fail_fast=True)
         if not client.set(
             redis_key(settings.tenant, NUDGE_KEY), reason or "1", nx=True, px=NUDGE_TTL_MS
         ):

@@ -204,7 +204,10 @@ def collect_status(task: Task) -> dict[str, Any]:
     from workers.probe import probe_agents
 
     ctx = _ctx(task)
-    rows = [as_status(probe) for probe in probe_agents(ctx.settings, ctx.roster)]
+    tenant = ctx.settings.tenant
+    probes = probe_agents(ctx.settings, ctx.roster)
+    # this worker speaks for its own tenant: another tenant's worker reports the rest
+    rows = [as_status(probe) for probe in probes if probe.tenant_id == tenant]
     working = [row.agent for row in rows if row.readiness == "working"]
     renewed = ctx.store.renew_working(working, ctx.settings.lease_ttl, ctx.settings.card_timeout)
     if host_paused(ctx.settings):
