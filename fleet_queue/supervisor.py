@@ -113,7 +113,9 @@ def run_tick(
     agents = available_agents(roster, statuses, view.leased, settings)
     result.candidates = len(agents)
     if agents:
-        for claim in store.claim_batch(claim_requests(agents, roster, settings.lease_ttl)):
+        for claim in store.claim_batch(
+            claim_requests(agents, roster, settings.lease_ttl), unless_paused=True
+        ):
             dispatch(claim)
             result.claims.append(claim.card.id)
     result.seconds = time.perf_counter() - started

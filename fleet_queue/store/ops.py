@@ -598,8 +598,15 @@ class CardStore:
             _refuse_unclaimable(row, agent)
             return self._take(tx, [(request, row["seq"])])[0]
 
-    def claim_batch(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
-        """Lease at most one card to each requesting agent, all in one transaction."""
+    def claim_batch(
+        self, requests: Sequence[ClaimRequest], *, unless_paused: bool = False
+    ) -> list[Claim]:
+        """Lease at most one card to each requesting agent, all in one transaction.
+
+        ``unless_paused`` (the supervisor's dispatch): read the pause flag inside the same
+        transaction and claim nothing when it is up. The tick checked it when it began,
+        but a pause set since then must not be met by a claim made after it.
+        """
         first: dict[str, ClaimRequest] = {}
         for request in requests:
             first.setdefault(request.agent, request)
@@ -609,6 +616,8 @@ class CardStore:
         if not unique:
             return []
         with self._write() as tx:
+            if unless_paused and self._pause_state(tx.conn).paused:
+                return []
             picks = self._pick(tx.conn, unique)
             return self._take(tx, picks) if picks else []
 

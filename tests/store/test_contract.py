@@ -261,6 +261,18 @@ def test_claim_batch_one_card_per_agent(store: CardStore) -> None:
     assert store.claim_batch([]) == []
 
 
+def test_dispatch_claims_nothing_once_paused_but_an_operator_still_can(store: CardStore) -> None:
+    store.create(new("p1"))
+    request = [ClaimRequest("a1", None, "h1", 60)]
+    store.pause(reason="maintenance", by="op")
+    assert store.claim_batch(request, unless_paused=True) == []
+    assert store.get("p1").status is CardStatus.READY
+    assert [c.card.id for c in store.claim_batch(request)] == ["p1"]  # by hand: allowed
+    store.resume(by="op")
+    store.create(new("p2"))
+    assert [c.card.id for c in store.claim_batch(request, unless_paused=True)] == ["p2"]
+
+
 def test_tokens_grow_and_are_never_reused(store: CardStore) -> None:
     store.create(new("a"))
     seen = []
