@@ -1,9 +1,9 @@
 """A results file as the Markdown table of ``docs/benchmarks.md``.
 
-    python -m bench.report bench/results/2026-11-25.json [--before OLD.json]
+    python -m bench.report bench/results/2026-11-26.json [--before OLD.json ...]
 
-With ``--before``, a column shows the same figure from an older run (the "before"
-of a change), matched by name.
+Each ``--before`` adds a column with the same figure (its median) from an older run,
+matched by name, headed by that run's file name: the "before" of a change.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ def _cell(stats: dict[str, Any] | None) -> str:
     return f"{fmt_num(stats['median'])} ({fmt_num(stats['min'])}–{fmt_num(stats['max'])})"
 
 
-def table(report: dict[str, Any], before: dict[str, Any] | None = None) -> str:
-    old = {f["name"]: f for f in (before or {}).get("figures", [])}
+def table(report: dict[str, Any], befores: list[tuple[str, dict[str, Any]]] | None = None) -> str:
+    """The Markdown table; ``befores`` are (column label, older report) pairs."""
+    olds = [(label, {f["name"]: f for f in old.get("figures", [])}) for label, old in befores or []]
     head = ["figure", "ours, median (min–max)", "n", "baseline", "baseline value", "ratio", "aim"]
-    if before is not None:
-        head.insert(2, "before")
+    head[2:2] = [label for label, _ in olds]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for f in report["figures"]:
         ratio = f.get("ratio")
@@ -40,9 +40,10 @@ def table(report: dict[str, Any], before: dict[str, Any] | None = None) -> str:
             f"{ratio:.2f}" if ratio is not None else "",
             f.get("aim") or "",
         ]
-        if before is not None:
-            prior = old.get(f["name"])
-            row.insert(2, fmt_num(prior["value"]["median"]) if prior else "")
+        row[2:2] = [
+            fmt_num(by_name[f["name"]]["value"]["median"]) if f["name"] in by_name else ""
+            for _, by_name in olds
+        ]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -50,11 +51,13 @@ def table(report: dict[str, Any], before: dict[str, Any] | None = None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.report")
     parser.add_argument("results", type=Path)
-    parser.add_argument("--before", type=Path, help="an older results file to compare")
+    parser.add_argument(
+        "--before", type=Path, action="append", default=[], help="an older results file"
+    )
     args = parser.parse_args(argv)
     report = json.loads(args.results.read_text(encoding="utf-8"))
-    before = json.loads(args.before.read_text(encoding="utf-8")) if args.before else None
-    print(table(report, before))
+    befores = [(path.stem, json.loads(path.read_text(encoding="utf-8"))) for path in args.before]
+    print(table(report, befores))
     return 0
 
 
