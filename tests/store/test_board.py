@@ -13,6 +13,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +28,7 @@ from fleet_queue.settings import load_settings
 from fleet_queue.store import CardStore
 from tests.support.cli import run_fleet
 from tests.support.poll import wait_until
-from tests.support.servers import free_port, wait_for_port
+from tests.support.servers import PostgresServer, free_port, wait_for_port
 
 EVIL = "deploy <script>alert('x')</script> & more"
 AUTH = ("ops", "board-pw-7")
@@ -365,3 +366,37 @@ def test_board_auth_is_masked_in_config(monkeypatch: pytest.MonkeyPatch) -> None
     assert result.exit_code == 0, result.stderr
     assert "s3cret-board" not in result.stdout
     assert json.loads(result.stdout)["board_auth"] == "***"
+
+
+@pytest.mark.postgres
+def test_web_board_says_503_while_the_store_is_gone_and_keeps_serving(
+    pg_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    name = f"board_{uuid.uuid4().hex[:10]}"
+    url = pg_server.create_database(name)
+    monkeypatch.setenv("FLEET_DATABASE_URL", url)
+    with CardStore(url, tenant="default") as store:
+        store.create(NewCard(id="B1", title="on the board"))
+    with web_board() as (base, proc):
+        assert request(f"{base}/healthz")[0] == 200
+        assert "on the board" in request(f"{base}/")[2]
+        with psycopg.connect(
+            host=pg_server.host,
+            port=pg_server.port,
+            user="postgres",
+            dbname="postgres",
+            autocommit=True,
+        ) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        for path in ("/", "/api/board", "/healthz"):
+            status, _, body = request(f"{base}{path}")
+            assert status == 503, (path, status, body)
+            assert "Traceback" not in body
+        assert proc.poll() is None, "the board keeps serving while the store is gone"
+        pg_server.create_database(name)  # back (empty): the board answers again
+        with CardStore(url, tenant="default") as store:
+            store.create(NewCard(id="B2", title="after the outage"))
+        wait_until(lambda: request(f"{base}/healthz")[0] == 200, 15, what="board healthy again")
+        assert "after the outage" in request(f"{base}/")[2]
