@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from fleet_queue.cli import app
 from fleet_queue.errors import ConfigError
-from fleet_queue.settings import load_settings, mask_url
+from fleet_queue.settings import Settings, load_settings, mask_url
 
 
 def test_defaults_follow_home(fleet_home):  # type: ignore[no-untyped-def]
@@ -55,3 +56,13 @@ def test_env_file_in_home_supplies_secrets(fleet_home, monkeypatch: pytest.Monke
     assert load_settings().effective_database_url == "postgresql+psycopg://a:pw@db/x"
     monkeypatch.setenv("FLEET_DATABASE_URL", "sqlite:////tmp/other.db")
     assert load_settings().effective_database_url == "sqlite:////tmp/other.db"
+
+
+def test_every_setting_is_in_the_configure_doc() -> None:
+    """docs/configure.md is where an operator looks up a FLEET_* variable and its default."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "configure.md").read_text()
+    rows = [line for line in doc.splitlines() if line.startswith("| `FLEET_")]
+    documented = {line.split("`")[1] for line in rows}
+    missing = [f"FLEET_{name.upper()}" for name in Settings.model_fields]
+    missing = [var for var in missing if var not in documented]
+    assert not missing, f"not in docs/configure.md: {missing}"
