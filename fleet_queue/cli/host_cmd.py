@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,6 +23,9 @@ from fleet_queue.roster import (
     write_roster,
 )
 from fleet_queue.settings import Settings
+
+if TYPE_CHECKING:
+    from workers.delivery import DeliveryReceipt
 
 Agents = Annotated[list[str] | None, typer.Argument(help="Agents (default: all on this host).")]
 
@@ -263,25 +266,59 @@ def send(
     as_json: JsonFlag = False,
 ) -> None:
     """Type a message into an agent's pane (sanitized, literal, bracketed paste)."""
-    from workers.delivery import Deliverer
-
     text = _message_text(stdin, message, file)
     settings, roster = _load(ctx)
     if name not in roster.names():
         raise NotFoundError(f"unknown agent {name!r} (not in the roster)")
-    deliverer = Deliverer(settings, roster, verify_timeout=verify_timeout)
-    try:
-        receipt = deliverer.deliver(
-            name, text, source=source or f"{settings.host}:operator", verify=verify, force=force
-        )
-    finally:
-        deliverer.close()
+    receipt = _deliver(settings, roster, name, text, source, verify, force, verify_timeout)
     state = "accepted" if receipt.verified else "sent"
     emit(
         receipt.as_dict(),
         as_json,
         lambda: typer.echo(f"{state}: {len(receipt.text)} chars to {name} by {receipt.method}"),
     )
+
+
+def _deliver(
+    settings: Settings,
+    roster: Roster,
+    name: str,
+    text: str,
+    source: str | None,
+    verify: bool,
+    force: bool,
+    verify_timeout: float = 5.0,
+) -> DeliveryReceipt:
+    from workers.delivery import Deliverer
+
+    deliverer = Deliverer(settings, roster, verify_timeout=verify_timeout)
+    try:
+        return deliverer.deliver(
+            name, text, source=source or f"{settings.host}:operator", verify=verify, force=force
+        )
+    finally:
+        deliverer.close()
+
+
+def brief(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Roster agent.")],
+    send_it: Annotated[
+        bool, typer.Option("--send", help="Type the brief into the agent's pane (this host).")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="With --send: even if busy.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """An agent's standing brief: identity, role, team, and the commands it works with."""
+    from fleet_queue.brief import build_brief
+
+    settings, roster = _load(ctx)
+    the_brief = build_brief(settings, roster, name)
+    data = the_brief.to_dict()
+    if send_it:
+        receipt = _deliver(settings, roster, name, the_brief.text, None, True, force)
+        data["sent"] = receipt.as_dict()
+    emit(data, as_json, lambda: typer.echo(the_brief.text))
 
 
 def _message_text(stdin: str | None, message: str | None, file: Path | None) -> str:
@@ -485,7 +522,7 @@ def register(app: typer.Typer) -> None:
     app.command("restart")(restart)
     app.command("verify")(verify)
     app.command("ps")(ps)
-    for command in (send, tail, watch, attach, reset, status, add, remove):
+    for command in (send, brief, tail, watch, attach, reset, status, add, remove):
         agent_app.command(command.__name__)(command)
     app.add_typer(agent_app, name="agent")
 
