@@ -27,10 +27,8 @@ def nudge_tick(settings: Settings, celery: Any | None = None, reason: str = "") 
     """Queue one supervisor tick unless one is already queued; True when sent."""
     if not settings.nudge:
         return False
-    from fleet_queue.broker import redis_client
-
     try:
-        client = redis_client(settings, timeout=0.5, fail_fast=True)
+        client = _client_for(settings)
         if not client.set(
             redis_key(settings.tenant, NUDGE_KEY), reason or "1", nx=True, px=NUDGE_TTL_MS
         ):
@@ -69,6 +67,19 @@ def clear_nudge(settings: Settings, client: redis.Redis) -> None:
 
 
 _apps: dict[tuple[str, str], Any] = {}
+_clients: dict[str, redis.Redis] = {}
+
+
+def _client_for(settings: Settings) -> redis.Redis:
+    """One fail-fast Redis client per broker, reused: a new client per nudge paid for a
+    new connection and its handshake on every card created or closed. redis-py's pool is
+    thread-safe and starts afresh in a forked child."""
+    url = settings.effective_broker_url
+    if url not in _clients:
+        from fleet_queue.broker import redis_client
+
+        _clients[url] = redis_client(settings, timeout=0.5, fail_fast=True)
+    return _clients[url]
 
 
 def app_for(settings: Settings) -> Any:
