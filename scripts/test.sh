@@ -23,14 +23,8 @@ fi
 # The package's postinst may start a cluster we do not use; tests start their own.
 command -v pg_ctlcluster >/dev/null && { pg_lsclusters -h 2>/dev/null | awk '{print $1, $2}' | while read -r v c; do pg_ctlcluster "$v" "$c" stop 2>/dev/null || true; done; }
 
-PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  echo "== creating .venv"
-  "$PY" -m venv .venv
-fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-echo "== installing fleet-queue[dev]"
-.venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v -e '^WARNING: Location' || true
+# shellcheck source=scripts/venv.sh
+. scripts/venv.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
 status=0
