@@ -18,6 +18,7 @@ from fleet_queue.cli import (
     board_cmd,
     config_cmd,
     dispatch_cmd,
+    doctor_cmd,
     host_cmd,
     roster_cmd,
     systemd_cmd,
@@ -46,9 +47,9 @@ def _root(
     catalog.use_home(home)  # the operator's own presets, profiles and roles
 
 
-for _module in (config_cmd, roster_cmd, backlog_cmd, host_cmd, dispatch_cmd, systemd_cmd):
+_GROUPS = (config_cmd, roster_cmd, backlog_cmd, host_cmd, dispatch_cmd, systemd_cmd, board_cmd)
+for _module in (*_GROUPS, doctor_cmd):
     _module.register(app)
-board_cmd.register(app)
 
 
 def main() -> None:

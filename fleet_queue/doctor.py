@@ -1,0 +1,163 @@
+"""``fleet doctor``: every part a fleet needs, checked once, each with what to do.
+
+Read-only: it opens the store without migrating it, pings the broker and the
+host worker, and looks at the beat lock; it starts, writes and types nothing.
+The host-side checks (tmux, runtimes, the host pause file) are in
+``workers.host_checks``; the CLI runs both lists.
+
+A check is ``ok``, ``warn`` (the fleet works, but not as set up: no beat, paused)
+or ``fail`` (something the fleet cannot run without).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from fleet_queue.errors import FleetError
+from fleet_queue.settings import Settings, mask_url
+
+if TYPE_CHECKING:
+    from fleet_queue.store import CardStore
+
+Level = Literal["ok", "warn", "fail"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    level: Level
+    detail: str
+    hint: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def ok(name: str, detail: str) -> Check:
+    return Check(name, "ok", detail)
+
+
+def warn(name: str, detail: str, hint: str) -> Check:
+    return Check(name, "warn", detail, hint)
+
+
+def fail(name: str, detail: str, hint: str) -> Check:
+    return Check(name, "fail", detail, hint)
+
+
+def guarded(name: str, check: Callable[[], Check]) -> Check:
+    """A check that raised is a failed check with its one-line reason, never a traceback."""
+    try:
+        return check()
+    except FleetError as exc:
+        return fail(name, exc.message, "")
+    except Exception as exc:  # the doctor reports; it does not crash
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return fail(name, f"{type(exc).__name__}: {first}", "")
+
+
+def check_roster(settings: Settings) -> Check:
+    from fleet_queue.roster import load_roster
+
+    roster = load_roster(settings.effective_roster_path)
+    local = roster.agents_on(settings.host, settings.tenant)
+    return ok(
+        "roster",
+        f"{settings.effective_roster_path}: {len(roster.agents)} agents,"
+        f" {len(local)} on host {settings.host} (tenant {settings.tenant})",
+    )
+
+
+def open_store_as_is(settings: Settings) -> CardStore:
+    """The store without migrating it: the doctor changes nothing."""
+    from fleet_queue.store import CardStore
+
+    return CardStore(
+        settings.effective_database_url,
+        tenant=settings.tenant,
+        host=settings.host,
+        migrate_schema=False,
+    )
+
+
+def check_store(settings: Settings) -> Check:
+    from fleet_queue.store.migrate import HEAD
+
+    url = settings.effective_database_url
+    shown = mask_url(url)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return warn("store", f"{shown}: no store yet", "it is created on first use")
+    with open_store_as_is(settings) as store:
+        revision = store.schema_revision()
+    if revision is None:
+        return warn("store", f"{shown}: no schema yet", "fleet db upgrade (or any fleet verb)")
+    if revision != HEAD:
+        return fail(
+            "store", f"{shown}: schema {revision}, this code needs {HEAD}", "fleet db upgrade"
+        )
+    return ok("store", f"{shown}: schema {revision}")
+
+
+def check_broker(settings: Settings) -> Check:
+    from fleet_queue.broker import broker_reachable
+
+    url = mask_url(settings.effective_broker_url)
+    if broker_reachable(settings):
+        return ok("broker", url)
+    hint = (
+        "fleet up (it starts the embedded broker)"
+        if settings.broker_is_embedded
+        else ("start Redis, or check FLEET_BROKER_URL")
+    )
+    return fail("broker", f"{url}: not reachable", hint)
+
+
+def check_worker(settings: Settings) -> Check:
+    from fleet_queue.celery_app import make_celery
+    from fleet_queue.processes import _ping
+    from fleet_queue.queues import node_name
+
+    node = node_name(settings.tenant, settings.host)
+    if _ping(make_celery(settings), node):
+        return ok("host worker", f"{node} answers")
+    return warn("host worker", f"{node} does not answer", "fleet up, or fleet worker")
+
+
+def check_beat(settings: Settings) -> Check:
+    from fleet_queue.broker import redis_client
+    from fleet_queue.queues import redis_key
+
+    key = redis_key(settings.tenant, "beat")
+    if redis_client(settings, timeout=1.0, fail_fast=True).exists(key):
+        return ok("beat", f"a beat holds {key}")
+    return warn(
+        "beat",
+        "no beat runs for this tenant (no scheduled ticks, no reclaim of expired leases)",
+        "fleet up, or fleet beat on one host",
+    )
+
+
+def check_pause(settings: Settings) -> Check:
+    with open_store_as_is(settings) as store:
+        pause = store.pause_state()
+    if pause.paused:
+        return warn("pause", f"paused by {pause.by}: {pause.reason}", "fleet resume")
+    return ok("pause", "dispatching")
+
+
+def fleet_checks(settings: Settings) -> list[Check]:
+    """The fleet-wide checks; those that need the broker are skipped when it is down."""
+    checks = [
+        guarded("roster", lambda: check_roster(settings)),
+        guarded("store", lambda: check_store(settings)),
+        guarded("broker", lambda: check_broker(settings)),
+    ]
+    if checks[-1].level == "ok":
+        checks.append(guarded("host worker", lambda: check_worker(settings)))
+        checks.append(guarded("beat", lambda: check_beat(settings)))
+    if checks[1].level == "ok":
+        checks.append(guarded("pause", lambda: check_pause(settings)))
+    return checks
