@@ -117,11 +117,11 @@ def check_broker(settings: Settings) -> Check:
 
 def check_worker(settings: Settings) -> Check:
     from fleet_queue.celery_app import make_celery
-    from fleet_queue.processes import _ping
+    from fleet_queue.processes import ping_node
     from fleet_queue.queues import node_name
 
     node = node_name(settings.tenant, settings.host)
-    if _ping(make_celery(settings), node):
+    if ping_node(make_celery(settings), node):
         return ok("host worker", f"{node} answers")
     return warn("host worker", f"{node} does not answer", "fleet up, or fleet worker")
 

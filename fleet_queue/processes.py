@@ -165,12 +165,12 @@ def wait_for_worker(settings: Settings, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     node = node_name(settings.tenant, settings.host)
     while time.monotonic() < deadline:
-        if _ping(app, node):
+        if ping_node(app, node):
             return True
     return False
 
 
-def _ping(app: Any, node: str) -> bool:
+def ping_node(app: Any, node: str) -> bool:
     """One ping on a connection of its own.
 
     Celery apps on one broker URL share kombu's global connection pool; after a
