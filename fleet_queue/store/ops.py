@@ -72,6 +72,8 @@ from fleet_queue.store.rows import (
 from fleet_queue.store.tables import agents, card_deps, cards, events, fleet_state
 
 if TYPE_CHECKING:
+    import sqlite3
+
     import psycopg
 
 log = logging.getLogger(__name__)
@@ -482,16 +484,24 @@ class CardStore:
                 progress(len(chunk))
 
     def _bulk_insert(self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-        if self._sqlite:
-            conn.execute(sa.insert(table), rows)
-            return
+        """Rows straight to the driver, JSON columns serialised here as SQLAlchemy would.
+
+        SQLAlchemy's per-row parameter processing was half the time of a 100k-card
+        import; PostgreSQL takes the rows by COPY, SQLite by one prepared executemany.
+        """
         names = list(rows[0])
         json_cols = {c.name for c in table.c if isinstance(c.type, sa.JSON)}
+        values = ([_as_json(row[n]) if n in json_cols else row[n] for n in names] for row in rows)
         columns = ", ".join(f'"{n}"' for n in names)
+        if self._sqlite:
+            marks = ", ".join("?" * len(names))
+            raw = cast("sqlite3.Connection", conn.connection.dbapi_connection)
+            raw.executemany(f"INSERT INTO {table.name} ({columns}) VALUES ({marks})", values)
+            return
         dbapi = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
         with dbapi.cursor() as cur, cur.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([json.dumps(row[n]) if n in json_cols else row[n] for n in names])
+            for row_values in values:
+                copy.write_row(row_values)
 
     def _card_params(self, new: NewCard, unmet: int, now: float) -> dict[str, Any]:
         return {
@@ -1368,6 +1378,15 @@ class CardStore:
 
 
 # --- helpers without SQL state -----------------------------------------------------------
+
+
+def _as_json(value: Any) -> str:
+    """``json.dumps``, with the two values most cards carry (no deps, no acceptance) free."""
+    if value is None:
+        return "null"
+    if isinstance(value, list) and not value:
+        return "[]"
+    return json.dumps(value)
 
 
 def _unlease() -> dict[str, Any]:

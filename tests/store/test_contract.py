@@ -103,6 +103,29 @@ def test_bulk_create(store: CardStore) -> None:
     assert store.dependents("c1") == ["child"]
 
 
+def test_bulk_created_cards_read_back_like_single_ones(store: CardStore) -> None:
+    """Bulk rows go to the driver without SQLAlchemy's type processing: same cards back."""
+    shapes = [
+        {"depends_on": ("c1",), "acceptance": ["tests pass", {"coverage": 0.9}]},
+        {"acceptance": {"review": "two approvals", "unicode": "ünï ✓"}},
+        {"body": "line\nbreaks and 'quotes'", "phase": "p1", "target_class": "coder"},
+        {"idempotency_key": "k-1", "max_attempts": 5, "target_agent": "a1"},
+    ]
+    store.create(new("c1"))
+    store.create_many([new(f"b{i}", **kw) for i, kw in enumerate(shapes)])
+    for i, kw in enumerate(shapes):
+        store.create(new(f"s{i}", **kw) if "idempotency_key" not in kw else new(f"s{i}"))
+    for i, kw in enumerate(shapes):
+        bulk, single = store.get(f"b{i}").to_dict(), store.get(f"s{i}").to_dict()
+        for key in ("id", "title", "created_at", "updated_at"):
+            bulk.pop(key), single.pop(key)
+        if "idempotency_key" in kw:
+            assert bulk.pop("idempotency_key") == "k-1" and single.pop("idempotency_key") is None
+            assert bulk.pop("max_attempts") == 5 and bulk.pop("target_agent") == "a1"
+            single.pop("max_attempts"), single.pop("target_agent")
+        assert bulk == single
+
+
 def test_bulk_create_idempotent_by_key(store: CardStore) -> None:
     store.create_many([new("a", idempotency_key="ka")])
     result = store.create_many([new("a", idempotency_key="ka"), new("b", depends_on=("a",))])
