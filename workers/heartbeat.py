@@ -10,6 +10,7 @@ written atomically (temp file + rename) every interval by the runtime itself
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,10 +64,15 @@ def parse_heartbeat(text: str) -> Heartbeat | None:
 
 
 def write_heartbeat(run_dir: Path, agent: str, hb: Heartbeat) -> None:
-    """Atomic: a reader sees the old line or the new one, never half of one."""
+    """Atomic: a reader sees the old line or the new one, never half of one.
+
+    The temporary file is named for the process *and* the thread: an agent that beats
+    from a timer thread while its work thread reports ``busy`` (the stub does) must not
+    have one thread rename the other's file away (``FileNotFoundError``, thread gone).
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     path = heartbeat_path(run_dir, agent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(format_heartbeat(hb), encoding="utf-8")
     os.replace(tmp, path)
 

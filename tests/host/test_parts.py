@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from fleet_queue.settings import Settings
 from tests.host.conftest import make_roster, stub
 from workers.heartbeat import (
     Heartbeat,
+    beat,
     format_heartbeat,
     is_healthy,
     parse_heartbeat,
@@ -49,6 +51,30 @@ def test_heartbeat_round_trip_and_health_boundary(tmp_path: Path) -> None:
     assert is_healthy(hb, 5.0, ts + timedelta(seconds=15))
     assert not is_healthy(hb, 5.0, ts + timedelta(seconds=15.01))
     assert not is_healthy(None, 5.0)
+
+
+def test_heartbeats_written_from_two_threads_at_once_never_fail(tmp_path: Path) -> None:
+    """An agent beats from a timer thread while its work thread says busy (the stub does):
+    neither may rename the other's temporary file away."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def writer(status: str) -> None:
+        start.wait()
+        try:
+            for _ in range(2000):
+                beat(tmp_path, "a1", status=status, card="C-1" if status == "busy" else None)
+        except BaseException as exc:  # the failure under test kills the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(s,)) for s in ("ok", "busy")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert read_heartbeat(tmp_path, "a1") is not None
+    assert [p.name for p in tmp_path.iterdir()] == ["a1.hb"]  # no temporary file left
 
 
 def test_launch_commands(settings: Settings) -> None:
