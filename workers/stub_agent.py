@@ -234,12 +234,19 @@ class StubAgent:
     def work_loop(self) -> None:
         while True:
             card, token = self.cards.get()
-            self.set_status("busy", card)
-            if self.mode == "hang":
-                threading.Event().wait()
-            time.sleep(self.work)
-            self.complete(card, token)
-            self.set_status("ok", None)
+            try:
+                self.work_on(card, token)
+            except Exception as exc:  # one bad card must not leave the agent deaf to the next
+                self.record("error", card=card, error=f"{type(exc).__name__}: {exc}")
+                self.out(f"\u00bb card {card}: error {type(exc).__name__}\r\n".encode())
+
+    def work_on(self, card: str, token: str) -> None:
+        self.set_status("busy", card)
+        if self.mode == "hang":
+            threading.Event().wait()
+        time.sleep(self.work)
+        self.complete(card, token)
+        self.set_status("ok", None)
 
     def complete(self, card: str, token: str) -> None:
         verb = (
