@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from fleet_queue.errors import NotFoundError, RosterError
-from fleet_queue.roster import AgentSpec, Roster
+from fleet_queue.roster import Roster
 from fleet_queue.settings import Settings
 
 
@@ -79,7 +78,7 @@ def build_brief(settings: Settings, roster: Roster, name: str) -> Brief:
     """The brief of roster agent ``name``, as this host and tenant see it."""
     from fleet_queue import catalog
 
-    agent = _agent(roster, name)
+    agent = roster.known(name)
     tenant = agent.tenant_or(settings.tenant)
     roles = [r for r in catalog.list_roles() if r.agent_class == agent.agent_class]
     role = roles[0] if len(roles) == 1 else None
@@ -99,10 +98,3 @@ def build_brief(settings: Settings, roster: Roster, name: str) -> Brief:
             if a.name != agent.name
         ],
     )
-
-
-def _agent(roster: Roster, name: str) -> AgentSpec:
-    try:
-        return roster.agent(name)
-    except RosterError:
-        raise NotFoundError(f"unknown agent {name!r} (not in the roster)") from None

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from fleet_queue.errors import RosterError, parse_problem
+from fleet_queue.errors import NotFoundError, RosterError, parse_problem
 
 BUILTIN_RUNTIMES = ("claude", "codex", "pi", "opencode", "stub")
 """Runtimes fleet-queue knows how to launch without a ``command``."""
@@ -103,6 +103,12 @@ class Roster(_Strict):
             if agent.name == name:
                 return agent
         raise RosterError(f"unknown agent {name!r}")
+
+    def known(self, name: str) -> AgentSpec:
+        """The agent an operator named: an unknown name is "not found" (exit 3), not bad input."""
+        if name not in self.names():
+            raise NotFoundError(f"unknown agent {name!r} (not in the roster)")
+        return self.agent(name)
 
     def origin(self) -> str | None:
         """What generated this roster, e.g. ``profile research``; None if written by hand."""

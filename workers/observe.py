@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from fleet_queue.errors import HostError, NotFoundError, RosterError
+from fleet_queue.errors import HostError
 from fleet_queue.roster import Roster
 from fleet_queue.settings import Settings
 from workers.runtimes import launch_plan
@@ -20,10 +20,7 @@ from workers.tmux import ControlClient, TmuxServer, exact, pane_target
 
 
 def _server_with(settings: Settings, roster: Roster, agent: str) -> TmuxServer:
-    try:
-        roster.agent(agent)
-    except RosterError:
-        raise NotFoundError(f"unknown agent {agent!r} (not in the roster)") from None
+    roster.known(agent)
     server = TmuxServer.for_fleet(settings, roster)
     if not server.has_session(agent):
         raise HostError(f"agent {agent!r} has no tmux session (run `fleet start {agent}`)")

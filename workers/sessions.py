@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from fleet_queue.errors import HostError, NotFoundError
+from fleet_queue.errors import HostError
 from fleet_queue.roster import AgentSpec, Roster
 from fleet_queue.settings import Settings
 from workers.heartbeat import heartbeat_path
@@ -54,10 +54,7 @@ def local_agents(
         return roster.agents_on(settings.host, settings.tenant)
     chosen = []
     for name in names:
-        try:
-            agent = roster.agent(name)
-        except Exception:
-            raise NotFoundError(f"unknown agent {name!r} (not in the roster)") from None
+        agent = roster.known(name)
         if agent.host_or(settings.host) != settings.host:
             raise HostError(f"agent {name!r} runs on host {agent.host!r}, not on {settings.host!r}")
         chosen.append(agent)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from fleet_queue.cli.common import JsonFlag, emit, print_table, settings_of
-from fleet_queue.errors import HostError, NotFoundError, RosterError, UsageError
+from fleet_queue.errors import HostError, UsageError
 from fleet_queue.roster import (
     ENHANCER,
     ORCHESTRATOR,
@@ -268,8 +268,7 @@ def send(
     """Type a message into an agent's pane (sanitized, literal, bracketed paste)."""
     text = _message_text(stdin, message, file)
     settings, roster = _load(ctx)
-    if name not in roster.names():
-        raise NotFoundError(f"unknown agent {name!r} (not in the roster)")
+    roster.known(name)
     receipt = _deliver(settings, roster, name, text, source, verify, force, verify_timeout)
     state = "accepted" if receipt.verified else "sent"
     emit(
@@ -394,8 +393,8 @@ def status(
     from workers.probe import probe_agents
 
     settings, roster = _load(ctx)
-    if name is not None and name not in roster.names():
-        raise NotFoundError(f"unknown agent {name!r} (not in the roster)")
+    if name is not None:
+        roster.known(name)
     rows = [
         p.as_dict()
         for p in probe_agents(settings, roster, include_remote=True)
@@ -491,10 +490,7 @@ def remove(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
     from workers.sessions import stop_agents
 
     settings, roster = _load(ctx)
-    try:
-        spec = roster.agent(name)
-    except RosterError:
-        raise NotFoundError(f"unknown agent {name!r} (not in the roster)") from None
+    spec = roster.known(name)
     for role in (ORCHESTRATOR, ENHANCER):
         peers = [a for a in roster.agents if a.agent_class == role]
         if spec.agent_class == role and len(peers) == 1 and roster.preset != "minimal":
