@@ -25,6 +25,8 @@ command -v pg_ctlcluster >/dev/null && { pg_lsclusters -h 2>/dev/null | awk '{pr
 
 # shellcheck source=scripts/venv.sh
 . scripts/venv.sh
+# shellcheck source=scripts/runtimes.sh
+. scripts/runtimes.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
 status=0
