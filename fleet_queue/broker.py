@@ -8,7 +8,6 @@ command finds it by that socket.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from fleet_queue.errors import BrokerError
+from fleet_queue.private import ensure_private_dir
 from fleet_queue.settings import Settings
 
 PING_TIMEOUT = 0.5
@@ -97,9 +97,8 @@ def start_embedded_broker(settings: Settings, timeout: float = 10.0) -> Embedded
         return None
     sock = settings.embedded_broker_socket
     data_dir = settings.home / "redis"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    sock.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(sock.parent, 0o700)
+    ensure_private_dir(data_dir)  # the AOF holds every message: 0700 (docs/security.md)
+    ensure_private_dir(sock.parent)
     sock.unlink(missing_ok=True)
     cmd = [
         str(embedded_redis_binary()),

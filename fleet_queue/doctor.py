@@ -116,12 +116,11 @@ def check_broker(settings: Settings) -> Check:
 
 
 def check_worker(settings: Settings) -> Check:
-    from fleet_queue.celery_app import make_celery
-    from fleet_queue.processes import ping_node
+    from fleet_queue.celery_control import worker_answers
     from fleet_queue.queues import node_name
 
     node = node_name(settings.tenant, settings.host)
-    if ping_node(make_celery(settings), node):
+    if worker_answers(settings):
         return ok("host worker", f"{node} answers")
     return warn("host worker", f"{node} does not answer", "fleet up, or fleet worker")
 
@@ -148,6 +147,17 @@ def check_pause(settings: Settings) -> Check:
     return ok("pause", "dispatching")
 
 
+def check_modes(settings: Settings) -> Check:
+    """State others can read: fleet.env or the socket directory fail, the rest warns."""
+    from fleet_queue.private import state_modes
+
+    seen, refused, warned = state_modes(settings.home)
+    if refused or warned:
+        problem = (refused or warned)[0]
+        return (fail if refused else warn)("state modes", problem, "chmod as shown (0700/0600)")
+    return ok("state modes", ", ".join(seen) or f"{settings.home}: not created yet")
+
+
 def fleet_checks(settings: Settings) -> list[Check]:
     """The fleet-wide checks; those that need the broker are skipped when it is down."""
     checks = [
@@ -160,4 +170,5 @@ def fleet_checks(settings: Settings) -> list[Check]:
         checks.append(guarded("beat", lambda: check_beat(settings)))
     if checks[1].level == "ok":
         checks.append(guarded("pause", lambda: check_pause(settings)))
+    checks.append(guarded("state modes", lambda: check_modes(settings)))
     return checks

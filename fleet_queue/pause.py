@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fleet_queue.private import write_private
 from fleet_queue.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,9 +32,8 @@ def host_paused(settings: Settings) -> bool:
 def pause_fleet(store: CardStore, settings: Settings, reason: str, by: str) -> None:
     store.pause(reason, by)
     path = paused_file(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    path.write_text(f"at={stamp} by={by} reason={reason}\n", encoding="utf-8")
+    write_private(path, f"at={stamp} by={by} reason={reason}\n")
 
 
 def resume_fleet(store: CardStore, settings: Settings, by: str) -> None:

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fleet_queue.errors import NotFoundError, RosterError, parse_problem
+from fleet_queue.private import write_private
 
 BUILTIN_RUNTIMES = ("claude", "codex", "pi", "opencode", "stub")
 """Runtimes fleet-queue knows how to launch without a ``command``."""
@@ -277,10 +278,7 @@ def load_roster(path: Path) -> Roster:
 
 def write_roster(roster: Roster, path: Path) -> None:
     """Write atomically, so a crash never leaves half a roster."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(roster.to_yaml(), encoding="utf-8")
-    tmp.replace(path)
+    write_private(path, roster.to_yaml())
 
 
 SCHEMA_ID = "https://fleet-queue.dev/schemas/roster.schema.json"

@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fleet_queue.errors import ConfigError
+from fleet_queue.private import mode_problem
 
 DEFAULT_HOME = Path("~/.config/fleet-queue")
 ENV_FILE_NAME = "fleet.env"
@@ -147,6 +148,8 @@ def load_settings(**overrides: object) -> Settings:
     try:
         home = Path(str(clean.get("home") or os.environ.get("FLEET_HOME") or DEFAULT_HOME))
         env_file = home.expanduser() / ENV_FILE_NAME
+        if env_file.is_file() and (problem := mode_problem(env_file, ENV_FILE_NAME)):
+            raise ConfigError(f"refusing to load {problem}")
         return Settings(_env_file=env_file if env_file.is_file() else None, **clean)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]

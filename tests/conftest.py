@@ -29,7 +29,7 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def fleet_home(tmp_path: Path) -> Path:
     home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
+    home.mkdir(mode=0o700, exist_ok=True)  # a home as fleet-queue makes it (private)
     return home
 
 

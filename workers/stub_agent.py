@@ -43,6 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from fleet_queue.private import private_umask
 from workers.heartbeat import beat
 
 CARD_RE = re.compile(r"fleet card done (\S+) --token (\d+)")
@@ -320,6 +321,7 @@ def _settings_defaults() -> tuple[Path, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    private_umask()  # its log and heartbeats hold card text: private (docs/security.md)
     run_dir, interval = _settings_defaults()
     env = os.environ
     parser = argparse.ArgumentParser(prog="python -m workers.stub_agent")

@@ -25,6 +25,8 @@ from fleet_queue.cli import (
 )
 from fleet_queue.cli.common import CliState
 from fleet_queue.errors import FleetError, StoreUnavailableError
+from fleet_queue.private import private_umask, warn_open_home
+from fleet_queue.settings import DEFAULT_HOME
 
 app = typer.Typer(
     name="fleet",
@@ -44,6 +46,7 @@ def _root(
     ] = None,
 ) -> None:
     ctx.obj = CliState(home=home)
+    warn_open_home((home or DEFAULT_HOME).expanduser())
     catalog.use_home(home)  # the operator's own presets, profiles and roles
 
 
@@ -54,6 +57,7 @@ for _module in (*_GROUPS, doctor_cmd):
 
 def main() -> None:
     """Entry point of the ``fleet`` script: Click handles usage errors, we handle ours."""
+    private_umask()  # docs/security.md: every file 0600, every directory 0700
     try:
         app()
     except FleetError as exc:

@@ -53,6 +53,7 @@ def test_bad_setting_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_env_file_in_home_supplies_secrets(fleet_home, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     (fleet_home / "fleet.env").write_text("FLEET_DATABASE_URL=postgresql+psycopg://a:pw@db/x\n")
+    (fleet_home / "fleet.env").chmod(0o600)
     assert load_settings().effective_database_url == "postgresql+psycopg://a:pw@db/x"
     monkeypatch.setenv("FLEET_DATABASE_URL", "sqlite:////tmp/other.db")
     assert load_settings().effective_database_url == "sqlite:////tmp/other.db"
