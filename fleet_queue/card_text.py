@@ -7,6 +7,7 @@ stale-token refusal instead of closing someone else's claim.
 
 from __future__ import annotations
 
+import shlex
 from typing import Protocol
 
 
@@ -27,9 +28,10 @@ def render_card(card: CardLike, token: int, acceptance: object | None = None) ->
         lines += ["", body]
     if acceptance:
         lines += ["", f"Acceptance: {acceptance}"]
+    close = f"{shlex.quote(card.id)} --token {int(token)}"  # ids are shell-safe; quoted anyway
     lines += [
         "",
-        f"When done, run: fleet card done {card.id} --token {token}",
-        f'If you cannot finish, run: fleet card fail {card.id} --token {token} --reason "<why>"',
+        f"When done, run: fleet card done {close}",
+        f'If you cannot finish, run: fleet card fail {close} --reason "<why>"',
     ]
     return "\n".join(lines)

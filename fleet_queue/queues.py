@@ -1,6 +1,7 @@
 """Queue, task and node names: every one carries the tenant, host queues the host.
 
-Two tenants on one Redis never share a queue, so neither can take the other's work.
+Two tenants on one Redis never share a queue, so neither can take the other's work: the
+names are built so that no two (tenant, host) pairs give the same queue, node or key.
 """
 
 from __future__ import annotations
@@ -18,8 +19,13 @@ def control_queue(tenant: str) -> str:
 
 
 def host_queue(tenant: str, host: str) -> str:
-    """Deliveries and status collection for one host's tmux server."""
-    return f"fleet.host.{host}" if tenant == "default" else f"fleet.host.{tenant}.{host}"
+    """Deliveries and status collection for one host's tmux server.
+
+    Another tenant's queue joins tenant and host with ``:``, which no tenant or host name
+    may hold (``fleet_queue.names``): tenant ``acme`` + host ``hub`` is ``fleet.host.acme:hub``
+    and never the default tenant's host ``acme.hub`` (``fleet.host.acme.hub``).
+    """
+    return f"fleet.host.{host}" if tenant == "default" else f"fleet.host.{tenant}:{host}"
 
 
 def node_name(tenant: str, host: str) -> str:

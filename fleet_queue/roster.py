@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fleet_queue.errors import NotFoundError, RosterError, parse_problem
+from fleet_queue.names import HolderName, HostName, SocketName, TenantName
 from fleet_queue.private import write_private
 
 BUILTIN_RUNTIMES = ("claude", "codex", "pi", "opencode", "stub")
@@ -36,8 +37,8 @@ class _Strict(BaseModel):
 
 
 class TmuxConfig(_Strict):
-    socket_name: str | None = None
-    holder_session: str = "_holder"
+    socket_name: SocketName | None = None
+    holder_session: HolderName = "_holder"
 
 
 class Defaults(_Strict):
@@ -64,8 +65,8 @@ class AgentSpec(_Strict):
     persistent_persona: bool = False
     reset_between_tasks: bool = False
     unattended: bool = True
-    host: str | None = None
-    tenant_id: str | None = None
+    host: HostName | None = None
+    tenant_id: TenantName | None = None
     working_directory: str | None = None
     command: str | None = None
     env: dict[str, str] = Field(default_factory=dict)

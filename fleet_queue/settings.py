@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fleet_queue.errors import ConfigError
+from fleet_queue.names import HostName, SocketName, TenantName
 from fleet_queue.private import mode_problem
 
 DEFAULT_HOME = Path("~/.config/fleet-queue")
@@ -38,9 +39,9 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(
         default=None, description="Celery broker URL; default the embedded Redis under home."
     )
-    tmux_socket: str = Field(default="fleet", description="tmux socket name (-L).")
-    tenant: str = Field(default="default", description="Tenant id stamped on every record.")
-    host: str = Field(default_factory=socket.gethostname, description="Stable host identity.")
+    tmux_socket: SocketName = Field(default="fleet", description="tmux socket name (-L).")
+    tenant: TenantName = Field(default="default", description="Tenant id stamped on every record.")
+    host: HostName = Field(default_factory=socket.gethostname, description="Stable host identity.")
     roster_path: Path | None = Field(
         default=None, description="Roster file; default home/roster.yaml."
     )
@@ -63,20 +64,6 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
-
-    @field_validator("tenant", "tmux_socket")
-    @classmethod
-    def _safe_name(cls, value: str) -> str:
-        if not value or any(ch in value for ch in " .:/\\\t\n"):
-            raise ValueError(f"{value!r} must be non-empty with no spaces, dots, colons or slashes")
-        return value
-
-    @field_validator("host")
-    @classmethod
-    def _safe_host(cls, value: str) -> str:
-        if not value or any(ch in value for ch in " :/\\\t\n"):
-            raise ValueError(f"{value!r} must be non-empty with no spaces, colons or slashes")
-        return value
 
     @cached_property
     def run_dir(self) -> Path:
