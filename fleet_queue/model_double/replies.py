@@ -1,0 +1,125 @@
+"""What the double answers and what it heard: the values a test scripts and reads.
+
+Frozen dataclasses so a scripted reply can be queued twice, and a recorded
+request read from any thread, without one test's edit reaching another.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Api = Literal["anthropic", "openai"]
+
+# Text the CLIs put in user turns on their own, before or after what was typed:
+# Claude Code's reminders, Codex's environment and instruction items.
+_INJECTED = re.compile(
+    r"^\s*<(system-reminder|environment_context|user_instructions|permissions instructions"
+    r"|user_shell_command|turn_aborted)\b|^\s*# AGENTS\.md instructions"
+)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One tool call the model makes; `input` is the tool's arguments as JSON."""
+
+    name: str
+    input: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 12
+    output_tokens: int = 4
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One model answer. `error` answers with that HTTP status instead; `drop_stream`
+    closes the connection half-way; `never` holds the request open until stop."""
+
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    think_time: float = 0.0
+    error: int | None = None
+    drop_stream: bool = False
+    usage: Usage | None = None
+    never: bool = False
+
+
+@dataclass(frozen=True)
+class Event:
+    """One step of a conversation, the same for both APIs."""
+
+    kind: Literal["user_text", "assistant_text", "tool_call", "tool_result"]
+    text: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    api: Api
+    path: str
+    headers: dict[str, str]
+    body: Any
+    received_at: float
+    method: str = "POST"
+
+    @property
+    def tools(self) -> list[str]:
+        """The names of the tools the CLI offered in this request."""
+        tools = self.body.get("tools") if isinstance(self.body, dict) else None
+        if not isinstance(tools, list):
+            return []
+        return [str(t.get("name") or t.get("type") or "") for t in tools if isinstance(t, dict)]
+
+    @property
+    def is_main_turn(self) -> bool:
+        """A turn of the agent's own loop: it offers tools. Title, topic and token-count
+        side requests don't."""
+        return (
+            self.method == "POST" and bool(self.tools) and not self.path.endswith("/count_tokens")
+        )
+
+    @property
+    def streaming(self) -> bool:
+        return isinstance(self.body, dict) and bool(self.body.get("stream"))
+
+    def events(self) -> list[Event]:
+        from fleet_queue.model_double import anthropic_api, openai_api
+
+        if not isinstance(self.body, dict):
+            return []
+        parse = anthropic_api.events if self.api == "anthropic" else openai_api.events
+        return parse(self.body)
+
+    def user_texts(self) -> list[str]:
+        """Every user text block, in order, without the CLIs' own injected blocks."""
+        return [e.text for e in self.events() if e.kind == "user_text" and not injected(e.text)]
+
+    def last_user_text(self) -> str:
+        """The latest text the user typed, exactly as sent ("" when there is none)."""
+        texts = self.user_texts()
+        return texts[-1] if texts else ""
+
+    def tool_results_since_user_text(self) -> list[Event]:
+        """Tool results sent after the latest user text: the agent's loop is under way."""
+        found: list[Event] = []
+        for e in self.events():
+            if e.kind == "user_text" and not injected(e.text):
+                found = []
+            elif e.kind == "tool_result":
+                found.append(e)
+        return found
+
+
+def injected(text: str) -> bool:
+    return bool(_INJECTED.match(text))
+
+
+def chunks(text: str, size: int = 24) -> list[str]:
+    """Text cut into stream deltas, as a real model streams it: several, never none."""
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
