@@ -1,19 +1,25 @@
-"""Type a message into an agent's pane, literally, and check it was accepted.
+"""Type a message into an agent's pane, whole or not at all, and prove it was accepted.
 
-The message is ``[from <source>] <text>``: the source label is prefixed to the
-first line so a one-line text stays one line. The text is sanitized first
-(``fleet_queue.sanitize.sanitize_text``: control bytes other than newline and
-tab removed, CR/CRLF to LF). One short line goes by ``send-keys -l``; several
-lines or a long text by ``set-buffer`` + ``paste-buffer -p -d`` (bracketed
-paste, so a multi-line text is one message), then ``Enter``. Every tmux command
-goes through one persistent control-mode client and its answer is checked.
+The message is ``[from <source> #<nonce>] <text>``: the source label is prefixed to
+the first line (a one-line text stays one line) and carries a nonce unique to
+this delivery. The text is sanitized first (``fleet_queue.sanitize.sanitize_text``:
+control bytes other than newline and tab removed, CR/CRLF to LF).
 
-Verify (a bounded poll of the pane, never of the agent's own logs): the message
-is ACCEPTED when the screen changed since before the send and the text just
-left of the cursor is no longer the message's own text (nor a runtime's paste
-placeholder such as claude's ``[Pasted text #1]``). Message text still before
-the cursor is a draft (or an echo still in progress); no change at all is
-unverifiable. Both fail closed after the timeout.
+Before typing, the pane's terminal is read (``workers.tty``): a foreground
+program that is not waiting for input is refused (``AgentBusyError``), nothing
+typed. How the text goes depends on how the program reads:
+
+- a line reader (canonical mode): any input it has not read is discarded, then
+  the text and a final newline are pasted unbracketed with LF kept
+  (``paste-buffer -r``). A line longer than the terminal keeps (4,095 bytes with
+  its newline) would be cut by the kernel: the delivery is refused instead;
+- a raw-mode program (a TUI): bracketed paste (``paste-buffer -p``), so newlines
+  and tabs are text, not keys, then ``Enter``.
+
+Verify (``workers.acceptance``) waits for evidence naming this delivery and fails
+closed; on failure the terminal's unread input is discarded, so nothing of the
+text arrives later. Every tmux command goes through one persistent control-mode
+client and its answer is checked.
 """
 
 from __future__ import annotations
@@ -31,19 +37,27 @@ from fleet_queue.errors import AgentBusyError, DeliveryError, HostError, RosterE
 from fleet_queue.roster import Roster
 from fleet_queue.sanitize import sanitize_text
 from fleet_queue.settings import Settings
+from workers import tty as ttys
+from workers.acceptance import (
+    Pending,
+    PromptEvidence,
+    Snapshot,
+    clear_pending,
+    digest,
+    history_rows,
+    is_draft,
+    marker,
+    new_nonce,
+)
 from workers.heartbeat import is_healthy, read_heartbeat, utcnow
 from workers.probe import BUSY_WINDOW
 from workers.runtimes import LaunchPlan, launch_plan
 from workers.tmux import ControlClient, TmuxServer, pane_target
 
-SEND_KEYS_MAX = 512
-"""Longer one-line texts are pasted: one buffer write instead of a key stream."""
 VERIFY_TIMEOUT = 5.0
 VERIFY_POLL_MAX = 0.01
 """Longest pause between two looks at the pane while verifying: an agent that takes the
 text in 12 ms is seen at ~15 ms, not at 35 ms (one look is three control-mode commands)."""
-TAIL_CHARS = 16
-MIN_DRAFT_CHARS = 8
 _WS = re.compile(r"\s+")
 _buffer_ids = itertools.count(1)
 
@@ -56,11 +70,16 @@ class DeliveryReceipt:
     text: str
     """Exactly what was typed: the source label and the sanitized text."""
     method: str
-    """send-keys | paste"""
+    """line (canonical-mode paste ending in a newline) | paste (bracketed, then Enter) |
+    earlier (a retry found its earlier copy accepted and typed nothing)"""
     verified: bool | None
-    """True: accepted; None: not asked to verify."""
+    """True: accepted (see ``evidence``); None: not asked to verify."""
     elapsed_ms: float
     verify_ms: float | None = None
+    nonce: str = ""
+    evidence: str | None = None
+    """read (the line reader read it) | screen (marker shown, no draft, bytes read) |
+    runtime (the runtime's own record)"""
     delivered_at: datetime = field(default_factory=utcnow)
 
     @property
@@ -76,6 +95,8 @@ class DeliveryReceipt:
             "chars": len(self.text),
             "method": self.method,
             "verified": self.verified,
+            "nonce": self.nonce,
+            "evidence": self.evidence,
             "elapsed_ms": round(self.elapsed_ms, 3),
             "verify_ms": None if self.verify_ms is None else round(self.verify_ms, 3),
             "delivered_at": self.delivered_at.isoformat(),
@@ -88,21 +109,62 @@ class PaneState:
     in_mode: bool
     activity: int
     width: int
+    height: int = 24
+    tty: str = ""
+    pid: int | None = None
 
 
-def label(source: str) -> str:
+@dataclass
+class Typing:
+    """One delivery in flight: what was typed, into what, and what was measured before."""
+
+    plan: LaunchPlan
+    target: str
+    message: str
+    nonce: str
+    width: int
+    height: int
+    tty: ttys.TtyState | None
+    reads_before: dict[int, int]
+    since: datetime
+    why: str = "no evidence yet"
+
+    @property
+    def canonical(self) -> bool:
+        return self.tty is not None and self.tty.canonical
+
+    @property
+    def size(self) -> int:
+        return len(self.message.encode("utf-8")) + (1 if self.canonical else 0)
+
+
+def label(source: str, nonce: str = "") -> str:
     """The one-line source label; the label itself is sanitized and kept to one line."""
     clean = _WS.sub(" ", sanitize_text(source)).strip()
     if not clean:
         raise DeliveryError("empty source label")
-    return f"[from {clean}] "
+    return f"[from {clean} {marker(nonce)}] " if nonce else f"[from {clean}] "
 
 
-def compose(source: str, text: str) -> str:
+def clean_body(text: str) -> str:
     body = sanitize_text(text)
     if not body.strip():
         raise DeliveryError("empty message")
-    return label(source) + body
+    return body
+
+
+def compose(source: str, text: str, nonce: str = "") -> str:
+    return label(source, nonce) + clean_body(text)
+
+
+def check_whole(agent: str, message: str) -> None:
+    """A line reader gets at most 4,095 bytes of a line; refuse what it would cut."""
+    longest = max(len(line.encode("utf-8")) + 1 for line in message.split("\n"))
+    if longest > ttys.MAX_CANON_LINE:
+        raise DeliveryError(
+            f"agent {agent!r} reads lines (canonical mode) of at most {ttys.MAX_CANON_LINE}"
+            f" bytes with the newline; this text has a line of {longest}: refused, nothing typed"
+        )
 
 
 class Deliverer:
@@ -116,12 +178,14 @@ class Deliverer:
         verify_timeout: float = VERIFY_TIMEOUT,
         busy_window: float = BUSY_WINDOW,
         trust_native_idle: bool = False,
+        evidence: PromptEvidence | None = None,
     ) -> None:
         self.settings = settings
         self.roster = roster
         self.verify_timeout = verify_timeout
         self.busy_window = busy_window
         self.trust_native_idle = trust_native_idle
+        self.evidence = evidence
         self.server = TmuxServer.for_fleet(settings, roster)
         self.control: ControlClient = self.server.control()
         self._plans: dict[str, LaunchPlan] = {}
@@ -135,47 +199,80 @@ class Deliverer:
         self, agent: str, text: str, *, source: str, verify: bool = True, force: bool = False
     ) -> DeliveryReceipt:
         """Type ``text`` into ``agent``'s pane; ``DeliveryError`` (one line) on any failure."""
-        message = compose(source, text)
+        label(source)  # an empty source is refused before anything else
+        body = clean_body(text)
         plan = self._plan(agent)
         with self._pane_lock(agent):
             try:
-                return self._deliver(plan, message, source, verify, force)
+                return self._deliver(plan, body, source, verify, force)
             except DeliveryError:
                 raise
             except HostError as exc:
                 raise DeliveryError(f"agent {agent!r}: {exc.message}") from None
 
     def _deliver(
-        self, plan: LaunchPlan, message: str, source: str, verify: bool, force: bool
+        self, plan: LaunchPlan, body: str, source: str, verify: bool, force: bool
     ) -> DeliveryReceipt:
         started = time.perf_counter()
         target = pane_target(plan.agent)
         state = self._pane_state(plan.agent)
         if state.dead:
             raise DeliveryError(f"agent {plan.agent!r}: pane is dead (run `fleet start`)")
+        tty = self._tty(state)
+        if tty is not None and tty.reading is False:
+            raise AgentBusyError(
+                f"agent {plan.agent!r} is not reading its terminal ({tty.why}); nothing typed"
+            )
         if not force:
             self._refuse_busy(plan, state)
+        sha = digest(source + "\0" + body)
+        nonce = new_nonce()
+        typing = Typing(
+            plan, target, label(source, nonce) + body, nonce, state.width, state.height,
+            tty, {}, utcnow(),
+        )  # fmt: skip
+        if typing.canonical:
+            check_whole(plan.agent, typing.message)
+        elif verify:
+            earlier = self._earlier_copy(typing, sha, source, body, started)
+            if earlier is not None:
+                return earlier
         if state.in_mode:
             self.control.command("send-keys", "-X", "-t", target, "cancel")
-        before = self._stable_snapshot(target) if verify else None
-        method = self._type(plan, target, message)
-        elapsed = (time.perf_counter() - started) * 1000
-        verified: bool | None = None
-        verify_ms: float | None = None
         if verify:
-            verify_started = time.perf_counter()
-            self._verify(plan, target, message, before, state.width)
-            verified = True
-            verify_ms = (time.perf_counter() - verify_started) * 1000
+            Pending(nonce, sha, source, time.time()).save(self.settings.run_dir, plan.agent)
+        if tty is not None:
+            typing.reads_before = ttys.bytes_read(tty.foreground)
+        method = self._type(typing)
+        elapsed = (time.perf_counter() - started) * 1000
+        if not verify:
+            return self._receipt(typing, source, method, None, elapsed)
+        verify_started = time.perf_counter()
+        evidence = self._verify(typing)
+        clear_pending(self.settings.run_dir, plan.agent)
+        verify_ms = (time.perf_counter() - verify_started) * 1000
+        return self._receipt(typing, source, method, evidence, elapsed, verify_ms)
+
+    def _receipt(
+        self,
+        typing: Typing,
+        source: str,
+        method: str,
+        evidence: str | None,
+        elapsed: float,
+        verify_ms: float | None = None,
+    ) -> DeliveryReceipt:
         return DeliveryReceipt(
-            agent=plan.agent,
+            agent=typing.plan.agent,
             host=self.settings.host,
             source=source,
-            text=message,
+            text=typing.message,
             method=method,
-            verified=verified,
+            verified=None if evidence is None else True,
             elapsed_ms=elapsed,
             verify_ms=verify_ms,
+            nonce=typing.nonce,
+            evidence=evidence,
         )
 
     def _pane_lock(self, agent: str) -> threading.Lock:
@@ -207,7 +304,8 @@ class Deliverer:
                 "-p",
                 "-t",
                 pane_target(agent),
-                "#{pane_dead}\t#{pane_in_mode}\t#{window_activity}\t#{pane_width}",
+                "#{pane_dead}\t#{pane_in_mode}\t#{window_activity}\t#{pane_width}"
+                "\t#{pane_height}\t#{pane_tty}\t#{pane_pid}",
             )
         except HostError as exc:
             if "can't find" in exc.message:
@@ -215,8 +313,20 @@ class Deliverer:
                     f"agent {agent!r}: no tmux session (run `fleet start`)"
                 ) from None
             raise
-        dead, in_mode, activity, width = (line[0] if line else "").split("\t")
-        return PaneState(dead == "1", in_mode == "1", int(activity or 0), int(width or 80))
+        dead, in_mode, activity, width, height, tty, pid = (line[0] if line else "").split("\t")
+        return PaneState(
+            dead == "1", in_mode == "1", int(activity or 0), int(width or 80),
+            int(height or 24), tty, int(pid) if pid.isdigit() else None,
+        )  # fmt: skip
+
+    def _tty(self, state: PaneState) -> ttys.TtyState | None:
+        """The pane terminal's modes and reader; None where the kernel does not say."""
+        if not state.tty or state.pid is None:
+            return None
+        try:
+            return ttys.inspect(state.tty, state.pid)
+        except OSError:
+            return None
 
     def _refuse_busy(self, plan: LaunchPlan, state: PaneState) -> None:
         agent = plan.agent
@@ -237,42 +347,45 @@ class Deliverer:
                 " use --force"
             )
 
-    def _type(self, plan: LaunchPlan, target: str, message: str) -> str:
+    def _type(self, typing: Typing) -> str:
+        """A line reader gets the text and its newline as typed lines; a raw-mode program a
+        bracketed paste (tabs and newlines stay text), then Enter."""
         ctl = self.control
-        if "\n" not in message and len(message) <= SEND_KEYS_MAX:
-            ctl.command("send-keys", "-l", "-t", target, "--", message)
-            ctl.command("send-keys", "-t", target, "Enter")
-            return "send-keys"
         buffer = f"fleet-{os.getpid()}-{next(_buffer_ids)}"
-        ctl.command("set-buffer", "-b", buffer, "--", message)
+        if typing.canonical:
+            assert typing.tty is not None
+            ttys.flush_input(typing.tty.path, settle=0.0, rounds=1)  # no half line before ours
+            ctl.command("set-buffer", "-b", buffer, "--", typing.message + "\n")
+            paste = ("paste-buffer", "-r", "-d", "-b", buffer, "-t", typing.target)
+        else:
+            ctl.command("set-buffer", "-b", buffer, "--", typing.message)
+            paste = ("paste-buffer", "-p", "-d", "-b", buffer, "-t", typing.target)
         try:
-            ctl.command("paste-buffer", "-p", "-d", "-b", buffer, "-t", target)
+            ctl.command(*paste)
         except HostError:
             self._drop_buffer(buffer)
             raise
-        if plan.submit_delay:
-            time.sleep(plan.submit_delay)
-        ctl.command("send-keys", "-t", target, "Enter")
+        if typing.canonical:
+            return "line"
+        if typing.plan.submit_delay:
+            time.sleep(typing.plan.submit_delay)
+        ctl.command("send-keys", "-t", typing.target, "Enter")
         return "paste"
 
     def _drop_buffer(self, buffer: str) -> None:
         with contextlib.suppress(HostError):
             self.control.command("delete-buffer", "-b", buffer)
 
-    def _snapshot(self, target: str) -> Snapshot | None:
-        """Screen and cursor, or None when the cursor moved while the screen was read."""
+    def _snapshot(self, target: str, history: int = 0, height: int = 0) -> Snapshot | None:
+        """Screen (and history rows) and cursor, or None when the cursor moved meanwhile."""
         first = self._cursor(target)
-        screen = self.control.command("capture-pane", "-p", "-t", target)
+        args = ("capture-pane", "-p", "-t", target)
+        rows = self.control.command(*args, "-S", f"-{history}") if history else None
+        rows = rows if rows is not None else self.control.command(*args)
         if self._cursor(target) != first:
             return None
-        return Snapshot(tuple(screen), first[0], first[1])
-
-    def _stable_snapshot(self, target: str) -> Snapshot | None:
-        for _ in range(5):
-            snap = self._snapshot(target)
-            if snap is not None:
-                return snap
-        return None
+        split = max(len(rows) - height, 0) if history else 0
+        return Snapshot(tuple(rows[split:]), first[0], first[1], tuple(rows[:split]))
 
     def _cursor(self, target: str) -> tuple[int, int]:
         line = self.control.command(
@@ -281,59 +394,97 @@ class Deliverer:
         x, _, y = (line[0] if line else "0\t0").partition("\t")
         return int(x or 0), int(y or 0)
 
-    def _verify(
-        self, plan: LaunchPlan, target: str, message: str, before: Snapshot | None, width: int
-    ) -> None:
-        markers = [re.compile(m) for m in plan.draft_markers]
+    def _verify(self, typing: Typing) -> str:
+        """The evidence that accepted this delivery; ``DeliveryError`` when none came in time.
+
+        On failure the terminal's unread input is discarded first and the evidence looked
+        at once more: after the flush nothing of the text can arrive, so that last look's
+        answer stays true.
+        """
         deadline = time.monotonic() + self.verify_timeout
         pause = 0.001  # then 2, 4, 8, 10 ms: most agents take the text within a few ms
-        drafted = False
         while True:
-            after = self._snapshot(target)
-            if after is not None and after != before:
-                drafted = is_draft(after, message, width, markers)
-                if not drafted:
-                    return
+            found = self._accepted(typing)
+            if found:
+                return found
             if time.monotonic() >= deadline:
-                why = "still a draft in the input line" if drafted else "no pane change after send"
-                raise DeliveryError(
-                    f"agent {plan.agent!r}: delivery not accepted within {self.verify_timeout}s"
-                    f" ({why})"
-                )
+                break
             time.sleep(pause)
             pause = min(pause * 2, VERIFY_POLL_MAX)
+        if typing.tty is not None:
+            ttys.flush_input(typing.tty.path)
+        found = self._accepted(typing)
+        if found:
+            return found
+        raise DeliveryError(
+            f"agent {typing.plan.agent!r}: delivery not accepted within {self.verify_timeout}s"
+            f" ({typing.why}); its unread input was discarded"
+        )
 
+    def _accepted(self, typing: Typing) -> str | None:
+        """The name of the evidence that this delivery was accepted, or None (``why`` says)."""
+        size = typing.size
+        tty = typing.tty
+        if typing.canonical and tty is not None:
+            got = ttys.read_since(typing.reads_before, tty.foreground)
+            typing.why = f"the program read {got} of {size} bytes"
+            with contextlib.suppress(OSError), ttys.opened(tty.path) as fd:
+                if got >= size and ttys.queued_input(fd) == 0:
+                    return "read"
+            return None
+        if self.evidence is not None:
+            seen = self.evidence(typing.plan, digest(typing.message), typing.since)
+            if seen:
+                return "runtime"
+        snap = self._snapshot(
+            typing.target, history_rows(typing.message, typing.width), typing.height
+        )
+        return self._on_screen(typing, snap, typing.nonce)
 
-@dataclass(frozen=True)
-class Snapshot:
-    screen: tuple[str, ...]
-    cursor_x: int
-    cursor_y: int
+    def _on_screen(self, typing: Typing, snap: Snapshot | None, nonce: str) -> str | None:
+        if snap is None:
+            typing.why = "the cursor kept moving"
+            return None
+        if not snap.shows(marker(nonce)):
+            typing.why = "its marker never reached the screen"
+            return None
+        markers = [re.compile(m) for m in typing.plan.draft_markers]
+        if is_draft(snap, typing.message, typing.width, markers):
+            typing.why = "still a draft in the input line"
+            return None
+        if typing.reads_before and typing.tty is not None:
+            got = ttys.read_since(typing.reads_before, typing.tty.foreground)
+            if got < typing.size:
+                typing.why = f"the program read {got} of {typing.size} bytes"
+                return None
+        return "screen"
 
-
-def is_draft(
-    snap: Snapshot, message: str, width: int, markers: list[re.Pattern[str]] | None = None
-) -> bool:
-    """True while the text just left of the cursor is the message's own text (typed
-    but not submitted, or still being echoed), or a paste placeholder is there."""
-    before_cursor = cursor_text(snap, width)
-    if any(m.search(before_cursor) for m in markers or ()):
-        return True
-    flat_message = _WS.sub("", message)
-    window = min(MIN_DRAFT_CHARS, len(flat_message))
-    recent = _WS.sub("", before_cursor)[-window:]
-    return len(recent) == window and recent in flat_message
-
-
-def cursor_text(snap: Snapshot, width: int) -> str:
-    """The cursor row left of the cursor, with the full-width rows it wrapped from."""
-    if not snap.screen:
-        return ""
-    y = min(max(snap.cursor_y, 0), len(snap.screen) - 1)
-    parts = [snap.screen[y][: snap.cursor_x]]
-    reach = TAIL_CHARS // max(width, 1) + 1
-    while y > 0 and reach > 0 and len(snap.screen[y - 1]) >= width:
-        y -= 1
-        reach -= 1
-        parts.insert(0, snap.screen[y])
-    return "".join(parts)
+    def _earlier_copy(
+        self, typing: Typing, sha: str, source: str, body: str, started: float
+    ) -> DeliveryReceipt | None:
+        """A retry of a text whose verify failed: the earlier copy's receipt if it was
+        accepted after all; an error if it still sits on the input line; else None (type)."""
+        run_dir = self.settings.run_dir
+        pending = Pending.load(run_dir, typing.plan.agent)
+        if pending is None or not pending.matches(sha, source):
+            return None
+        earlier = Typing(
+            typing.plan, typing.target, label(source, pending.nonce) + body, pending.nonce,
+            typing.width, typing.height, typing.tty, {}, typing.since,
+        )  # fmt: skip
+        since = datetime.fromtimestamp(pending.at, typing.since.tzinfo)
+        seen = self.evidence(typing.plan, digest(earlier.message), since) if self.evidence else None
+        snap = self._snapshot(
+            typing.target, history_rows(earlier.message, typing.width), typing.height
+        )
+        found = "runtime" if seen else self._on_screen(earlier, snap, pending.nonce)
+        if found is None and earlier.why == "still a draft in the input line":
+            raise DeliveryError(
+                f"agent {typing.plan.agent!r}: an earlier copy of this text"
+                f" ({marker(pending.nonce)}) is still a draft in the input line; not typed again"
+            )
+        clear_pending(run_dir, typing.plan.agent)
+        if found is None:
+            return None
+        elapsed = (time.perf_counter() - started) * 1000
+        return self._receipt(earlier, source, "earlier", found, elapsed, 0.0)

@@ -89,7 +89,8 @@ def test_send_types_the_brief_into_the_pane(host_settings: Settings) -> None:
     wait_ready(host_settings, "fixer")
     run = run_fleet("agent", "brief", "fixer", "--send", "--force", "--json")
     assert run.exit_code == 0, run.stderr
-    assert json.loads(run.stdout)["sent"]["verified"] is True
+    sent = json.loads(run.stdout)["sent"]
+    assert sent["verified"] is True
     got = wait_until(lambda: messages_of(host_settings, "fixer")(), 15, what="the brief")
-    assert got[0].startswith("[from testhost:operator] You are fixer (coder)")
+    assert got[0].startswith(f"[from testhost:operator #{sent['nonce']}] You are fixer (coder)")
     assert "fleet card done ID --token N" in got[0]

@@ -44,7 +44,7 @@ def test_hostile_texts_arrive_byte_exact(host_settings: Settings) -> None:
         for count, text in enumerate(HOSTILE, start=1):
             receipt = deliverer.deliver("a1", text, source="testhost:operator", force=True)
             assert receipt.verified is True
-            expected = "[from testhost:operator] " + sanitize_text(text)
+            expected = f"[from testhost:operator #{receipt.nonce}] " + sanitize_text(text)
             assert receipt.text == expected
             got = wait_until(
                 lambda n=count: messages()[n - 1] if len(messages()) >= n else None,
@@ -52,9 +52,7 @@ def test_hostile_texts_arrive_byte_exact(host_settings: Settings) -> None:
                 what=f"message {count}",
             )
             assert got == expected, f"message {count} differs"
-            assert receipt.method == (
-                "send-keys" if "\n" not in expected and len(expected) <= 512 else "paste"
-            )
+            assert (receipt.method, receipt.evidence) == ("paste", "screen")
     finally:
         deliverer.close()
     assert len(messages()) == len(HOSTILE)

@@ -1,0 +1,37 @@
+"""A raw-mode program with bracketed paste, like an agent TUI: it edits its own input
+line, a paste is text (newlines and tabs kept), Enter outside a paste submits. Each
+submitted message goes to argv[1] as hex."""
+
+import os
+import sys
+import tty
+
+START, END = b"\x1b[200~", b"\x1b[201~"
+tty.setraw(0)
+os.write(1, b"\x1b[?2004hraw> ")
+draft = bytearray()
+pending = b""
+in_paste = False
+with open(sys.argv[1], "a", encoding="ascii") as out:
+    while True:
+        data = os.read(0, 65536)
+        if not data:
+            break
+        pending += data
+        while pending:
+            if pending.startswith(START) or pending.startswith(END):
+                in_paste = pending.startswith(START)
+                pending = pending[len(START) :]
+                continue
+            if pending[:1] == b"\x1b" and len(pending) < len(START):
+                break  # the rest of a marker comes with the next read
+            byte, pending = pending[0], pending[1:]
+            if byte == 13 and not in_paste:
+                out.write(bytes(draft).hex() + "\n")
+                out.flush()
+                draft.clear()
+                os.write(1, b"\r\nraw> ")
+            else:
+                char = b"\n" if byte == 13 else bytes([byte])
+                draft += char
+                os.write(1, b"\r\n" if char == b"\n" else char)
