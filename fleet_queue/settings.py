@@ -8,19 +8,24 @@ here reads the roster: the roster says *what* runs, settings say *where*.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fleet_queue.errors import ConfigError
+from fleet_queue.limits import DEFAULT_MAX_CARD_BYTES
 from fleet_queue.names import HostName, SocketName, TenantName
 from fleet_queue.private import mode_problem
 
 DEFAULT_HOME = Path("~/.config/fleet-queue")
+YEAR = 365 * 24 * 3600.0
+"""Upper bound of every period and lifetime: beyond it a timestamp overflows, and no fleet
+means it (``inf`` and ``nan`` are refused too: a lease that never ends dispatches nothing)."""
 ENV_FILE_NAME = "fleet.env"
 """Optional ``FLEET_*=...`` file in home (mode 0600): where secrets such as database and
 broker passwords live, so an agent's ``fleet card done`` can reach the store without the
@@ -30,7 +35,9 @@ password ever being put in the pane's environment."""
 class Settings(BaseSettings):
     """Effective configuration; build one per process and pass it down."""
 
-    model_config = SettingsConfigDict(env_prefix="FLEET_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="FLEET_", extra="ignore", frozen=True, allow_inf_nan=False
+    )
 
     home: Path = Field(default=DEFAULT_HOME, description="State directory: roster, store, run/.")
     database_url: str | None = Field(
@@ -45,25 +52,61 @@ class Settings(BaseSettings):
     roster_path: Path | None = Field(
         default=None, description="Roster file; default home/roster.yaml."
     )
-    heartbeat_interval: float = Field(default=5.0, gt=0, description="Seconds between heartbeats.")
-    lease_ttl: float = Field(default=600.0, gt=0, description="Seconds a claim lives unrenewed.")
+    heartbeat_interval: float = Field(
+        default=5.0, gt=0, le=YEAR, description="Seconds between heartbeats."
+    )
+    lease_ttl: float = Field(
+        default=600.0, gt=0, le=YEAR, description="Seconds a claim lives unrenewed."
+    )
     card_timeout: float = Field(
         default=14400.0,
         ge=0,
+        le=YEAR,
         description="Seconds after delivery that a working agent's lease is still renewed.",
     )
-    max_attempts: int = Field(default=3, ge=1, description="Claims before a card is failed.")
-    tick_interval: float = Field(default=5.0, gt=0, description="Beat: supervisor tick period (s).")
-    reclaim_interval: float = Field(default=15.0, gt=0, description="Beat: reclaim period (s).")
-    host_status_interval: float = Field(default=5.0, gt=0, description="Beat: host status period.")
+    max_attempts: int = Field(
+        default=3, ge=1, le=1000, description="Claims before a card is failed."
+    )
+    tick_interval: float = Field(
+        default=5.0, gt=0, le=YEAR, description="Beat: supervisor tick period (s)."
+    )
+    reclaim_interval: float = Field(
+        default=15.0, gt=0, le=YEAR, description="Beat: reclaim period (s)."
+    )
+    host_status_interval: float = Field(
+        default=5.0, gt=0, le=YEAR, description="Beat: host status period."
+    )
     nudge: bool = Field(default=True, description="Send a tick at once on enqueue/complete.")
     flower_auth: str | None = Field(default=None, description="Flower basic auth user:password.")
     board_auth: str | None = Field(default=None, description="Web board basic auth user:password.")
+    max_card_bytes: int = Field(
+        default=DEFAULT_MAX_CARD_BYTES,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="Largest card text (title, body, acceptance) in UTF-8 bytes.",
+    )
 
     @field_validator("home", "roster_path", mode="after")
     @classmethod
-    def _expand(cls, value: Path | None) -> Path | None:
-        return value.expanduser() if value is not None else None
+    def _expand(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        value = value.expanduser()
+        if info.field_name == "home" and value.exists() and not value.is_dir():
+            raise ValueError(f"{value} is not a directory")
+        if info.field_name == "roster_path" and value.is_dir():
+            raise ValueError(f"{value} is a directory, not a roster file")
+        return value
+
+    @field_validator("broker_url", "database_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        problem = url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @cached_property
     def run_dir(self) -> Path:
@@ -113,20 +156,49 @@ class Settings(BaseSettings):
             "nudge": self.nudge,
             "flower_auth": "***" if self.flower_auth else None,
             "board_auth": "***" if self.board_auth else None,
+            "max_card_bytes": self.max_card_bytes,
         }
 
 
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is not a URL the fleet can use (scheme://...), in one line; None if it is."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is the check (out of range raises)
+    except ValueError as exc:
+        return f"not a valid URL ({exc})"
+    if not parts.scheme or "://" not in url:
+        return f"{mask_url(url)!r} is not a URL (expected scheme://...)"
+    if any(ch.isspace() for ch in url):
+        return "a URL must not contain whitespace"
+    return None
+
+
+SECRET_QUERY_RE = re.compile(
+    r"(^|[&;])([^=&;]*(?:pass|pwd|token|secret|api_?key|auth|credential)[^=&;]*)=([^&;]*)",
+    re.IGNORECASE,
+)
+"""Query parameters that carry a secret: ``?password=``, ``?pass=``, ``?token=``, ``?apikey=``..."""
+
+
 def mask_url(url: str) -> str:
-    """Hide the password of a URL so it can be printed or logged."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
+    """Hide the password of a URL (userinfo and secret query parameters) to print or log it."""
+    try:
+        parts = urlsplit(url)
+        password, port = parts.password, parts.port
+    except ValueError:
+        return "***"  # not parseable: show nothing rather than a secret
+    query = SECRET_QUERY_RE.sub(r"\1\2=***", parts.query)
+    if password is None:  # keep the URL as written (``sqlite:////abs`` has an empty netloc)
+        return url if query == parts.query else url.replace(f"?{parts.query}", f"?{query}", 1)
     user = parts.username or ""
     host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
     netloc = f"{user}:***@{host}" if user else f":***@{host}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    if port is not None:
+        netloc += f":{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def load_settings(**overrides: object) -> Settings:
