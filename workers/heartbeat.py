@@ -1,9 +1,12 @@
 """Heartbeat protocol v1: ``run/<agent>.hb`` holds one line
 
-    ts=<iso8601> pid=<pid> status=<ok|busy> card=<id or ->
+    ts=<iso8601> pid=<pid> status=<ok|busy|waiting> card=<id or ->
 
 written atomically (temp file + rename) every interval by the runtime itself
-(the stub agent) or by a sidecar watching the pane's process. Healthy means
+(the stub agent) or by a sidecar watching the pane's process; for Claude Code
+and Codex the sidecar writes the status their hooks or rollout gave
+(``workers.evidence``). ``waiting``: the runtime asks a person (a permission
+prompt) and takes no input meanwhile. Healthy means
 ``now - ts <= 3 * interval``: "pane alive" alone is never health.
 """
 
@@ -16,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 HEALTH_FACTOR = 3
-STATUSES = ("ok", "busy")
+STATUSES = ("ok", "busy", "waiting")
 
 
 @dataclass(frozen=True)

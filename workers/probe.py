@@ -6,6 +6,7 @@ Readiness, from worst to best:
 - ``dead``: no session, or the pane's process has exited;
 - ``unknown``: the pane lives but no heartbeat file was ever written;
 - ``stale``: the heartbeat is older than 3 intervals, or its pid is gone;
+- ``waiting``: heartbeat ``waiting``: the runtime asks a person (a permission prompt);
 - ``working``: heartbeat ``busy``, or the pane's output changed within the busy window;
 - ``available``: healthy, idle pane: a card may be delivered.
 """
@@ -24,7 +25,7 @@ from workers.heartbeat import Heartbeat, is_healthy, pid_alive, read_heartbeat, 
 from workers.runtimes import launch_plan
 from workers.tmux import TmuxServer
 
-READINESS = ("working", "available", "stale", "dead", "unknown")
+READINESS = ("working", "waiting", "available", "stale", "dead", "unknown")
 BUSY_WINDOW = 2.0
 """Seconds since the pane's last output under which it counts as working."""
 
@@ -129,6 +130,8 @@ def classify(
         return "unknown"
     if not healthy or not pid_alive(hb.pid):
         return "stale"
+    if hb.status == "waiting":
+        return "waiting"
     if hb.status == "busy" or (idle is not None and idle < busy_window):
         return "working"
     return "available"
@@ -187,7 +190,7 @@ def _probe_one(
         heartbeat_status=hb.status if hb else None,
         readiness=readiness,
         drift=_drift(settings, roster, agent, process) if alive else None,
-        current_card=hb.card if hb and hb.status == "busy" else None,
+        current_card=hb.card if hb and hb.status in ("busy", "waiting") else None,
         updated_at=now,
     )
 

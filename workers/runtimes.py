@@ -19,6 +19,7 @@ from pathlib import Path
 from fleet_queue.errors import HostError
 from fleet_queue.roster import AgentSpec, Roster
 from fleet_queue.settings import Settings, mask_url
+from workers.runtime_homes import home_env, preflight
 from workers.tmux import socket_name_for
 
 
@@ -32,6 +33,10 @@ class RuntimeAdapter:
     reset_command: str | None
     process_names: frozenset[str]
     native_heartbeat: bool = False
+    """The heartbeat's status is the runtime's own word (the stub itself; Claude Code's
+    hooks; Codex's rollout and notify), not a guess from the pane."""
+    sidecar: bool = True
+    """A sidecar writes the heartbeat while the pane's process lives (all but the stub)."""
     draft_markers: tuple[str, ...] = ()
     """Regexes that, on the cursor line after Enter, mean the text is still a draft
     (TUIs that fold a paste into a placeholder instead of echoing it)."""
@@ -47,8 +52,11 @@ ADAPTERS: dict[str, RuntimeAdapter] = {
         unattended_flags=("--dangerously-skip-permissions",),
         reset_command="/clear",
         process_names=frozenset({"claude", "node"}),
+        native_heartbeat=True,
         draft_markers=(r"\[Pasted text #\d+",),
-        submit_delay=0.05,
+        # Measured on 2.1.332 in tmux: Enter in the same tmux command as a bracketed
+        # paste (one write) is taken every time (tests/runtimes/test_adapters.py).
+        submit_delay=0.0,
     ),
     "codex": RuntimeAdapter(
         name="codex",
@@ -56,8 +64,12 @@ ADAPTERS: dict[str, RuntimeAdapter] = {
         unattended_flags=("--dangerously-bypass-approvals-and-sandbox",),
         reset_command="/new",
         process_names=frozenset({"codex", "node"}),
+        native_heartbeat=True,
         draft_markers=(r"\[Pasted Content \d+ chars\]",),
-        submit_delay=0.05,
+        # Measured on 0.171.0: Enter right after a bracketed paste is taken, but Enter
+        # within ~90 ms of *typed* keys is swallowed into a paste burst (0 of 11 at
+        # <= 80 ms, all at >= 100 ms): Codex text is always pasted, never typed.
+        submit_delay=0.0,
     ),
     "pi": RuntimeAdapter(
         name="pi",
@@ -82,6 +94,7 @@ ADAPTERS: dict[str, RuntimeAdapter] = {
         reset_command="/clear",
         process_names=frozenset({"python", "python3", Path(sys.executable).name}),
         native_heartbeat=True,
+        sidecar=False,
     ),
 }
 
@@ -102,6 +115,8 @@ class LaunchPlan:
     process_names: frozenset[str]
     draft_markers: tuple[str, ...]
     submit_delay: float
+    sidecar: bool = True
+    unattended: bool = True
 
 
 def adapter_for(runtime: str) -> RuntimeAdapter | None:
@@ -117,17 +132,22 @@ def launch_plan(settings: Settings, roster: Roster, agent: AgentSpec) -> LaunchP
         adapter.reset_command if adapter else None
     )
     custom = agent.command is not None or adapter is None
+    env = pane_env(settings, agent, socket_name_for(settings, roster))
+    if not custom:
+        env.update(home_env(settings.home, agent.name, agent.runtime, env))
     return LaunchPlan(
         agent=agent.name,
         runtime=agent.runtime,
         argv=tuple(argv),
-        env=pane_env(settings, agent, socket_name_for(settings, roster)),
+        env=env,
         cwd=working_directory(roster, agent),
         reset_command=reset,
         native_heartbeat=bool(adapter and adapter.native_heartbeat and not custom),
         process_names=_process_names(adapter, argv, custom),
         draft_markers=adapter.draft_markers if adapter else (),
         submit_delay=adapter.submit_delay if adapter else 0.0,
+        sidecar=custom or adapter is None or adapter.sidecar,
+        unattended=agent.unattended,
     )
 
 
@@ -199,7 +219,9 @@ def working_directory(roster: Roster, agent: AgentSpec) -> Path:
 
 
 def check_launchable(plan: LaunchPlan) -> None:
-    """A missing binary or directory is a clear error naming the agent, before tmux runs."""
+    """A missing binary or directory, root without the sandbox opt-in, no API key, an
+    unusable config dir: a clear error naming the agent, before tmux runs. The API key
+    variables the pane needs are added to ``plan.env``."""
     if not plan.argv:
         raise HostError(f"agent {plan.agent!r}: empty command")
     binary = plan.argv[0]
@@ -210,3 +232,5 @@ def check_launchable(plan: LaunchPlan) -> None:
         )
     if not plan.cwd.is_dir():
         raise HostError(f"agent {plan.agent!r}: working directory {plan.cwd} does not exist")
+    if plan.native_heartbeat and plan.sidecar:  # claude, codex: their own home and key
+        plan.env.update(preflight(plan.agent, plan.runtime, plan.argv, plan.env))

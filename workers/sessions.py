@@ -13,6 +13,7 @@ from fleet_queue.errors import HostError
 from fleet_queue.roster import AgentSpec, Roster
 from fleet_queue.settings import Settings
 from workers.heartbeat import heartbeat_path
+from workers.runtime_homes import prepare
 from workers.runtimes import LaunchPlan, check_launchable, launch_plan
 from workers.sidecar import running_sidecar, spawn, stop_sidecar
 from workers.tmux import TmuxServer, exact, pane_target
@@ -83,13 +84,13 @@ def _start_one(server: TmuxServer, settings: Settings, plan: LaunchPlan) -> Sess
             pid = int(pid_text)
             _ensure_sidecar(settings, plan, pid)
             return SessionResult(plan.agent, "running", pid)
-        heartbeat_path(settings.run_dir, plan.agent).unlink(missing_ok=True)
+        _fresh_evidence(settings, plan)
         server.run(
             "respawn-pane", "-k", "-t", target, "-c", str(plan.cwd), *_env_args(plan), *plan.argv
         )
         action = "respawned"
     else:
-        heartbeat_path(settings.run_dir, plan.agent).unlink(missing_ok=True)
+        _fresh_evidence(settings, plan)
         server.run(
             "new-session",
             "-d",
@@ -112,6 +113,14 @@ def _start_one(server: TmuxServer, settings: Settings, plan: LaunchPlan) -> Sess
     return SessionResult(plan.agent, action, pid)
 
 
+def _fresh_evidence(settings: Settings, plan: LaunchPlan) -> None:
+    """A new process starts with no heartbeat and, for Claude Code and Codex, its own
+    home written afresh (hooks, onboarding, provider) and no evidence of the last one."""
+    heartbeat_path(settings.run_dir, plan.agent).unlink(missing_ok=True)
+    if plan.native_heartbeat and plan.sidecar:
+        prepare(settings.run_dir, plan.agent, plan.runtime, plan.env, plan.cwd, plan.unattended)
+
+
 def _env_args(plan: LaunchPlan) -> list[str]:
     args: list[str] = []
     for key, value in plan.env.items():
@@ -120,7 +129,7 @@ def _env_args(plan: LaunchPlan) -> list[str]:
 
 
 def _ensure_sidecar(settings: Settings, plan: LaunchPlan, pid: int) -> None:
-    if plan.native_heartbeat:
+    if not plan.sidecar:
         return
     if running_sidecar(settings.run_dir, plan.agent) is None:
         spawn(plan.agent, pid, settings.run_dir, settings.heartbeat_interval)

@@ -1,9 +1,10 @@
 """Heartbeat sidecar for runtimes that cannot write ``run/<agent>.hb`` themselves.
 
 Started beside the pane by ``fleet start``: while the pane's process lives it
-writes ``status=ok`` with that pid every interval, then exits, so the heartbeat
-goes stale on its own when the runtime dies. It cannot see a runtime's work,
-so "busy" comes from the pane's activity (probe) instead.
+writes the heartbeat with that pid every interval, then exits, so the heartbeat
+goes stale on its own when the runtime dies. The status is the runtime's own
+evidence where it keeps one (Claude Code's hooks, Codex's rollout:
+``workers.evidence``), else ``ok``, and "busy" comes from the pane's activity.
 
     python -m workers.sidecar --agent NAME --pid PID --run-dir DIR [--interval S]
 """
@@ -19,7 +20,8 @@ import sys
 import threading
 from pathlib import Path
 
-from workers.heartbeat import beat, pid_alive
+from workers.evidence import sidecar_beat
+from workers.heartbeat import pid_alive
 
 
 def pidfile(run_dir: Path, agent: str) -> Path:
@@ -31,7 +33,7 @@ def run(agent: str, pid: int, run_dir: Path, interval: float) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     pidfile(run_dir, agent).write_text(f"{os.getpid()}\n", encoding="utf-8")
     while pid_alive(pid) and not stop.is_set():
-        beat(run_dir, agent, status="ok", pid=pid)
+        sidecar_beat(run_dir, agent, pid)
         stop.wait(interval)
     return 0
 

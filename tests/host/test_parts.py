@@ -98,7 +98,8 @@ def test_launch_commands(settings: Settings) -> None:
     )
     plans = {a.name: launch_plan(settings, roster, a) for a in roster.agents}
     assert plans["c"].argv == ("claude", "--model", "opus", "--dangerously-skip-permissions")
-    assert plans["c"].reset_command == "/clear" and not plans["c"].native_heartbeat
+    assert plans["c"].reset_command == "/clear" and plans["c"].native_heartbeat  # its hooks
+    assert plans["c"].sidecar and not plans["s"].sidecar
     assert plans["x"].argv == ("codex",)
     assert plans["y"].argv == (
         "codex",

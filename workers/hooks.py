@@ -1,0 +1,87 @@
+"""The program a real runtime runs at its own events; it writes heartbeat v1 and evidence.
+
+    python -I -m workers.hooks claude EVENT --agent NAME --run-dir DIR   (hook JSON on stdin)
+    python -I -m workers.hooks codex notify --agent NAME --run-dir DIR JSON
+
+Claude Code events (``settings.json`` hooks written by ``fleet start``):
+
+- ``SessionStart``, ``Stop``, ``StopFailure``: ``ok`` (waiting for input; a turn
+  that ended on an API error is over too);
+- ``UserPromptSubmit``: ``busy card=ID`` (the card named in the prompt) and the
+  prompt's sha256 appended to ``run/<agent>.prompts``: the proof a delivery was
+  taken;
+- ``Notification`` of a permission prompt or a question (elicitation): ``waiting``;
+  ``PostToolUse`` after it: ``busy`` again (the person answered);
+- ``SessionEnd``: ``ok`` with no card (the process is leaving).
+
+Codex calls ``notify`` with a JSON argument at each turn's end: ``ok``.
+
+Standard library only, and it never fails the runtime: any error is swallowed
+(exit 0), since a hook that breaks would stop the agent's own turn.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from workers import evidence
+
+WAITING_NOTIFICATIONS = ("permission_prompt", "elicitation_dialog")
+WAITING_WORDS = ("permission", "approve", "approval")
+
+
+def claude_event(run_dir: Path, agent: str, event: str, payload: dict[str, object]) -> None:
+    state = evidence.read_state(run_dir, agent)
+    card = state[1] if state else None
+    if event == "UserPromptSubmit":
+        prompt = payload.get("prompt")
+        text = prompt if isinstance(prompt, str) else ""
+        evidence.record_prompt(run_dir, agent, text)
+        evidence.set_state(run_dir, agent, "busy", evidence.card_of(text))
+    elif event in ("SessionStart", "Stop", "StopFailure", "SessionEnd"):
+        evidence.set_state(run_dir, agent, "ok", None)
+    elif event == "Notification" and _asks_a_person(payload):
+        evidence.set_state(run_dir, agent, "waiting", card)
+    elif event == "PostToolUse" and state is not None and state[0] == "waiting":
+        evidence.set_state(run_dir, agent, "busy", card)
+
+
+def _asks_a_person(payload: dict[str, object]) -> bool:
+    kind = payload.get("notification_type")
+    if isinstance(kind, str):
+        return kind in WAITING_NOTIFICATIONS
+    message = str(payload.get("message", "")).lower()
+    return any(word in message for word in WAITING_WORDS)
+
+
+def codex_notify(run_dir: Path, agent: str, payload: dict[str, object]) -> None:
+    if payload.get("type") == "agent-turn-complete":
+        evidence.set_state(run_dir, agent, "ok", None)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        runtime, event = argv[0], argv[1]
+        agent = argv[argv.index("--agent") + 1]
+        run_dir = Path(argv[argv.index("--run-dir") + 1])
+        if runtime == "claude":
+            claude_event(run_dir, agent, event, _load(sys.stdin.read()))
+        elif runtime == "codex":
+            codex_notify(run_dir, agent, _load(argv[-1]))
+    except Exception as exc:  # a hook must never break the runtime's turn
+        print(f"fleet hook: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return 0
+
+
+def _load(text: str) -> dict[str, object]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
