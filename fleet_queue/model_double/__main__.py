@@ -1,4 +1,4 @@
-"""`python -m fleet_queue.model_double --port 0 [--script FILE] [--log]`.
+"""`python -m fleet_queue.model_double --port 0 [--script FILE] [--log] [--dump DIR]`.
 
 Prints the URL on the first line of stdout, serves until SIGTERM or Ctrl-C.
 """
@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--script", type=Path, help="JSON list of replies for the main turns")
     parser.add_argument("--log", action="store_true", help="one line per request on stderr")
+    parser.add_argument("--dump", type=Path, help="write each request as DIR/NNNNN.json")
     args = parser.parse_args(argv)
     try:
         replies = load_script(args.script) if args.script else []
@@ -30,7 +31,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
-    with ModelDouble(args.host, args.port, log=args.log) as double:
+    double = ModelDouble(args.host, args.port, log=args.log, dump=args.dump)
+    try:
+        double.start()
+    except OSError as exc:
+        print(f"model double: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
+    with double:
         double.script(*replies)
         print(double.url, flush=True)
         with contextlib.suppress(KeyboardInterrupt):

@@ -86,23 +86,32 @@ def _stop_reason(reply: Reply) -> str:
     return "tool_use" if reply.tool_calls else "end_turn"
 
 
-def message(reply: Reply, model: str) -> dict[str, Any]:
-    """The non-streaming body."""
+def body(reply: Reply, request: dict[str, Any]) -> dict[str, Any]:
+    """The non-streaming body. Text is cut at the first of the request's stop_sequences,
+    which the real API leaves out of the answer and names in `stop_sequence`."""
+    blocks = _blocks(reply)
+    stop_reason: str = _stop_reason(reply)
+    stop_sequence = None
+    for seq in request.get("stop_sequences") or []:
+        text = blocks[0].get("text", "")
+        if blocks[0]["type"] == "text" and seq in text:
+            blocks[0]["text"] = text[: text.index(seq)]
+            stop_reason, stop_sequence = "stop_sequence", seq
     return {
         "id": f"msg_{uuid.uuid4().hex[:24]}",
         "type": "message",
         "role": "assistant",
-        "model": model,
-        "content": _blocks(reply),
-        "stop_reason": _stop_reason(reply),
-        "stop_sequence": None,
+        "model": str(request.get("model") or "model-double"),
+        "content": blocks,
+        "stop_reason": stop_reason,
+        "stop_sequence": stop_sequence,
         "usage": _usage(reply.usage or Usage()),
     }
 
 
-def stream(reply: Reply, model: str) -> list[SseEvent]:
+def stream(reply: Reply, request: dict[str, Any]) -> list[SseEvent]:
     """The same answer as SSE events, text and tool input split into several deltas."""
-    whole = message(reply, model)
+    whole = body(reply, request)
     usage = whole["usage"]
     start = dict(whole, content=[], stop_reason=None, usage=dict(usage, output_tokens=1))
     out: list[SseEvent] = [
@@ -133,7 +142,10 @@ def stream(reply: Reply, model: str) -> list[SseEvent]:
             "message_delta",
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": whole["stop_reason"], "stop_sequence": None},
+                "delta": {
+                    "stop_reason": whole["stop_reason"],
+                    "stop_sequence": whole["stop_sequence"],
+                },
                 "usage": {"output_tokens": usage["output_tokens"]},
             },
         )

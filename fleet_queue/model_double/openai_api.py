@@ -94,8 +94,9 @@ def _items(reply: Reply) -> list[dict[str, Any]]:
     return items
 
 
-def response(reply: Reply, model: str) -> dict[str, Any]:
+def body(reply: Reply, request: dict[str, Any]) -> dict[str, Any]:
     """The non-streaming body (also what response.completed carries)."""
+    model = str(request.get("model") or "model-double")
     return {
         "id": f"resp_{uuid.uuid4().hex}",
         "object": "response",
@@ -111,8 +112,8 @@ def response(reply: Reply, model: str) -> dict[str, Any]:
     }
 
 
-def stream(reply: Reply, model: str) -> list[SseEvent]:
-    whole = response(reply, model)
+def stream(reply: Reply, request: dict[str, Any]) -> list[SseEvent]:
+    whole = body(reply, request)
     pending = dict(whole, status="in_progress", output=[], usage=None)
     out: list[SseEvent] = [
         ("response.created", {"type": "response.created", "response": pending}),

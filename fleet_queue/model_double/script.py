@@ -46,8 +46,11 @@ def card_closer(request: RecordedRequest) -> Reply:
 
 
 def side_reply(request: RecordedRequest) -> Reply:
-    """Title, topic and summary requests: Claude Code parses some of these as JSON."""
+    """Title, topic and safety-check requests: Claude Code parses these. Its auto permission
+    mode asks a classifier about each tool call, with "<block>no</block>" meaning allow."""
     system = json.dumps(request.body.get("system", "")) if isinstance(request.body, dict) else ""
+    if "<block>no</block>" in system:
+        return Reply(text="<block>no</block>")
     if "isNewTopic" in system:
         return Reply(text='{"isNewTopic": false, "title": null}')
     if "title" in system.lower() and "json" in system.lower():

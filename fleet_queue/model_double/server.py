@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from fleet_queue.model_double import anthropic_api, openai_api
@@ -35,11 +36,15 @@ class ModelDouble:
     answers and never consume the script.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, log: bool = False) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, log: bool = False, dump: Path | None = None
+    ) -> None:
         self.host = host
         self.port = port
         self.log = log
+        self.dump = dump
         self.responder: Responder = card_closer
+        self.side_responder: Responder = side_reply
         self._script: list[Reply] = []
         self._requests: list[RecordedRequest] = []
         self._changed = threading.Condition()
@@ -73,7 +78,7 @@ class ModelDouble:
             self._changed.notify_all()
 
     def __enter__(self) -> ModelDouble:
-        return self.start()
+        return self if self._server is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -122,7 +127,13 @@ class ModelDouble:
     def _record(self, request: RecordedRequest) -> None:
         with self._changed:
             self._requests.append(request)
+            number = len(self._requests)
             self._changed.notify_all()
+        if self.dump is not None:
+            self.dump.mkdir(mode=0o700, parents=True, exist_ok=True)
+            record = {"method": request.method, "path": request.path, "headers": request.headers}
+            record["body"] = request.body
+            (self.dump / f"{number:05d}.json").write_text(json.dumps(record, indent=1))
         if self.log:
             text = request.last_user_text().replace("\n", "\\n")[:80]
             print(
@@ -133,7 +144,7 @@ class ModelDouble:
 
     def _reply_for(self, request: RecordedRequest) -> Reply:
         if not request.is_main_turn:
-            return side_reply(request)
+            return self.side_responder(request)
         with self._changed:
             if self._script:
                 return self._script.pop(0)
@@ -210,23 +221,14 @@ class _Handler(BaseHTTPRequestHandler):
             retry = {"retry-after": "0"} if reply.error == 429 else {}
             self._send_json(reply.error, wire.error(reply.error), retry)
             return
-        model = str(request.body.get("model") or "model-double")
+        wire_body = request.body if isinstance(request.body, dict) else {}
         if not request.streaming:
             if reply.drop_stream:
                 self.close_connection = True
                 return
-            body = (
-                anthropic_api.message(reply, model)
-                if request.api == "anthropic"
-                else openai_api.response(reply, model)
-            )
-            self._send_json(200, body)
+            self._send_json(200, wire.body(reply, wire_body))
             return
-        sse = (
-            anthropic_api.stream(reply, model)
-            if request.api == "anthropic"
-            else openai_api.stream(reply, model)
-        )
+        sse = wire.stream(reply, wire_body)
         self._stream(sse, drop_after=len(sse) // 2 if reply.drop_stream else None)
 
     def _stream(self, sse: list[tuple[str, dict[str, Any]]], drop_after: int | None) -> None:
