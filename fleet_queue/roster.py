@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from fleet_queue.credentials import roster_env_problem
 from fleet_queue.errors import NotFoundError, RosterError, parse_problem
 from fleet_queue.names import HolderName, HostName, SocketName, TenantName
 from fleet_queue.private import write_private
@@ -27,9 +28,6 @@ FLOOR_EXEMPT_PRESETS = frozenset({"minimal"})
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 """tmux forbids ``.`` and ``:`` in session names; we keep names shell- and URL-safe too."""
-
-SECRET_KEY_RE = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_KEY)", re.I)
-ENV_REF_RE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 
 
 class _Strict(BaseModel):
@@ -210,11 +208,9 @@ def _runtime_problems(roster: Roster, agent: AgentSpec, where: str) -> list[str]
 def _env_problems(agent: AgentSpec, where: str) -> list[str]:
     problems = []
     for key, value in agent.env.items():
-        if SECRET_KEY_RE.search(key) and not ENV_REF_RE.match(value):
-            problems.append(
-                f"{where}: env.{key}: secrets never live in the roster; use ${{VAR}} from the"
-                " environment"
-            )
+        problem = roster_env_problem(key, value)  # fleet_queue.credentials: names and URLs
+        if problem:
+            problems.append(f"{where}: env.{key}: {problem}")
     return problems
 
 
