@@ -112,12 +112,20 @@ class Pending:
     sha256: str
     source: str
     at: float
+    taken: bool = False
+    """The program had read all of its bytes when verify gave up: it may yet accept it."""
 
     @classmethod
     def load(cls, run_dir: Path, agent: str) -> Pending | None:
         try:
             data = json.loads(_pending_path(run_dir, agent).read_text(encoding="utf-8"))
-            return cls(str(data["nonce"]), str(data["sha256"]), str(data["source"]), data["at"])
+            return cls(
+                str(data["nonce"]),
+                str(data["sha256"]),
+                str(data["source"]),
+                float(data["at"]),
+                bool(data.get("taken", False)),
+            )
         except (OSError, ValueError, KeyError, TypeError):
             return None
 

@@ -30,7 +30,7 @@ import os
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from fleet_queue.errors import AgentBusyError, DeliveryError, HostError, RosterError
@@ -128,6 +128,8 @@ class Typing:
     reads_before: dict[int, int]
     since: datetime
     why: str = "no evidence yet"
+    taken: bool = False
+    """The program read at least the delivered bytes (not yet proof it accepted them)."""
 
     @property
     def canonical(self) -> bool:
@@ -234,13 +236,14 @@ class Deliverer:
         if typing.canonical:
             check_whole(plan.agent, typing.message)
         elif verify:
-            earlier = self._earlier_copy(typing, sha, source, body, started)
+            earlier = self._earlier_copy(typing, sha, source, body, started, force)
             if earlier is not None:
                 return earlier
         if state.in_mode:
             self.control.command("send-keys", "-X", "-t", target, "cancel")
+        pending = Pending(nonce, sha, source, time.time())
         if verify:
-            Pending(nonce, sha, source, time.time()).save(self.settings.run_dir, plan.agent)
+            pending.save(self.settings.run_dir, plan.agent)
         if tty is not None:
             typing.reads_before = ttys.bytes_read(tty.foreground)
         method = self._type(typing)
@@ -248,7 +251,11 @@ class Deliverer:
         if not verify:
             return self._receipt(typing, source, method, None, elapsed)
         verify_started = time.perf_counter()
-        evidence = self._verify(typing)
+        try:
+            evidence = self._verify(typing)
+        except DeliveryError:
+            replace(pending, taken=typing.taken).save(self.settings.run_dir, plan.agent)
+            raise
         clear_pending(self.settings.run_dir, plan.agent)
         verify_ms = (time.perf_counter() - verify_started) * 1000
         return self._receipt(typing, source, method, evidence, elapsed, verify_ms)
@@ -427,6 +434,7 @@ class Deliverer:
         tty = typing.tty
         if typing.canonical and tty is not None:
             got = ttys.read_since(typing.reads_before, tty.foreground)
+            typing.taken = got >= size
             typing.why = f"the program read {got} of {size} bytes"
             with contextlib.suppress(OSError), ttys.opened(tty.path) as fd:
                 if got >= size and ttys.queued_input(fd) == 0:
@@ -442,6 +450,9 @@ class Deliverer:
         return self._on_screen(typing, snap, typing.nonce)
 
     def _on_screen(self, typing: Typing, snap: Snapshot | None, nonce: str) -> str | None:
+        if typing.reads_before and typing.tty is not None:
+            got = ttys.read_since(typing.reads_before, typing.tty.foreground)
+            typing.taken = got >= typing.size
         if snap is None:
             typing.why = "the cursor kept moving"
             return None
@@ -452,18 +463,17 @@ class Deliverer:
         if is_draft(snap, typing.message, typing.width, markers):
             typing.why = "still a draft in the input line"
             return None
-        if typing.reads_before and typing.tty is not None:
-            got = ttys.read_since(typing.reads_before, typing.tty.foreground)
-            if got < typing.size:
-                typing.why = f"the program read {got} of {typing.size} bytes"
-                return None
+        if typing.reads_before and not typing.taken:
+            typing.why = "the program did not read all of its bytes"
+            return None
         return "screen"
 
     def _earlier_copy(
-        self, typing: Typing, sha: str, source: str, body: str, started: float
+        self, typing: Typing, sha: str, source: str, body: str, started: float, force: bool
     ) -> DeliveryReceipt | None:
         """A retry of a text whose verify failed: the earlier copy's receipt if it was
-        accepted after all; an error if it still sits on the input line; else None (type)."""
+        accepted after all; an error if it still sits on the input line, or the program
+        took its bytes and may yet accept it (unless forced); else None: type it."""
         run_dir = self.settings.run_dir
         pending = Pending.load(run_dir, typing.plan.agent)
         if pending is None or not pending.matches(sha, source):
@@ -482,6 +492,12 @@ class Deliverer:
             raise DeliveryError(
                 f"agent {typing.plan.agent!r}: an earlier copy of this text"
                 f" ({marker(pending.nonce)}) is still a draft in the input line; not typed again"
+            )
+        if found is None and pending.taken and not force:
+            raise DeliveryError(
+                f"agent {typing.plan.agent!r}: an earlier copy of this text"
+                f" ({marker(pending.nonce)}) was read by the program but not yet seen accepted;"
+                " not typed again (--force types it again)"
             )
         clear_pending(run_dir, typing.plan.agent)
         if found is None:
