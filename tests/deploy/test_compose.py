@@ -90,7 +90,7 @@ def test_fleet_services_reach_redis_and_postgres_with_the_passwords(
         env = config["services"][name]["environment"]
         assert env["FLEET_BROKER_URL"] == "redis://:redis-pw-1@redis:6379/0"
         assert env["FLEET_DATABASE_URL"] == (
-            "postgresql+psycopg://fleet:pg-pw-1@postgres:5432/fleet"
+            "postgresql+psycopg://fleet:pg-pw-1@postgres:5432/fleet?sslmode=prefer"
         )
         assert config["services"][name]["image"] == "fleet-queue:latest"
 
@@ -116,8 +116,8 @@ def test_worker_mounts_the_host_tmux_socket_and_checks_ping_and_its_queue(
     assert worker["profiles"] == ["host-worker"]
     assert worker["environment"]["FLEET_HOST"] == "box7"
     assert worker["environment"]["FLEET_HOME"] == "/srv/fleet"
-    assert "/tmp/tmux-1000:/tmp/tmux-1000:rw" in worker["volumes"]
-    assert "/srv/fleet:/srv/fleet:rw" in worker["volumes"]
+    assert worker["volumes"] == ["/srv/fleet:/srv/fleet:rw"]
+    assert "TMUX_TMPDIR" not in worker["environment"]  # the code sets $FLEET_HOME/run
     test = worker["healthcheck"]["test"]
     assert test[0] == "CMD-SHELL"
     assert "celery -A fleet_queue.celery_app inspect ping" in test[1]
@@ -129,7 +129,37 @@ def test_worker_runs_as_the_tmux_owner(config: dict[str, Any]) -> None:
     done = compose_config({**SECRETS, "FLEET_UID": "1234", "FLEET_GID": "55"})
     worker = yaml.safe_load(done.stdout)["services"]["worker"]
     assert worker["user"] == "1234:55"
-    assert "/tmp/tmux-1234:/tmp/tmux-1234:rw" in worker["volumes"]
+
+
+def _published(service: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(host address, host port, container port) of each published port."""
+    out = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            out.append((port.get("host_ip", ""), str(port["published"]), str(port["target"])))
+        else:
+            address, published, target = str(port).rsplit(":", 2)
+            out.append((address, published, target.removesuffix("/tcp")))
+    return out
+
+
+def test_ports_listen_on_loopback_unless_the_operator_opts_in(config: dict[str, Any]) -> None:
+    published = {name: _published(s) for name, s in config["services"].items()}
+    assert published["redis"] == [("127.0.0.1", "6379", "6379")]
+    assert published["postgres"] == [("127.0.0.1", "5432", "5432")]
+    assert published["flower"] == [("127.0.0.1", "5555", "5555")]
+    opted = yaml.safe_load(compose_config({**SECRETS, "FLEET_BIND": "10.8.0.1"}).stdout)
+    assert _published(opted["services"]["redis"]) == [("10.8.0.1", "6379", "6379")]
+    assert _published(opted["services"]["flower"]) == [("127.0.0.1", "5555", "5555")]
+
+
+def test_images_are_pinned_and_the_file_is_compose_v2(config: dict[str, Any]) -> None:
+    for name in ("redis", "postgres"):
+        image = config["services"][name]["image"]
+        tag = image.split(":", 1)[1]
+        assert tag[0].isdigit() and "." in tag, f"{name}: {image} is not pinned to a release"
+    raw = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert "version" not in raw
 
 
 def test_the_dockerfile_copies_only_files_that_exist_and_installs_tmux() -> None:
