@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet_queue.cards import BulkResult, Card, CardStatus, NewCard
+from fleet_queue.composition import open_card_store
 from fleet_queue.importers import load_cards
 from fleet_queue.settings import Settings, load_settings
 from fleet_queue.store import CardStore
@@ -57,7 +58,7 @@ class Backlog:
         on_change: ChangeHook | None = None,
     ) -> None:
         self.settings = settings or load_settings()
-        self.store = store or CardStore.from_settings(self.settings, on_change=on_change)
+        self.store = store or open_card_store(self.settings, on_change=on_change)
         self._owns_store = store is None
 
     def create(

@@ -212,13 +212,12 @@ def serve_board(
     on_ready: Callable[[str], None],
 ) -> None:
     """Serve the board until SIGINT or SIGTERM; ``on_ready`` gets the URL once it listens."""
-    from fleet_queue.processes import refuse_open_bind
-    from fleet_queue.store import CardStore
-    from fleet_queue.up import stop_on_signals
+    from fleet_queue.composition import open_card_store
+    from fleet_queue.serving import refuse_open_bind, stop_on_signals
 
     refuse_open_bind("the board", bind, settings.board_auth, "FLEET_BOARD_AUTH")
     credentials = check_auth(settings.board_auth)
-    store = CardStore.from_settings(settings)
+    store = open_card_store(settings)
     try:
         try:
             server = BoardServer(

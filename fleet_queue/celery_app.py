@@ -1,8 +1,13 @@
 """The Celery app of the fleet: ``celery -A fleet_queue.celery_app worker|beat|inspect|flower``.
 
-Built from ``Settings`` (``FLEET_*``); ``make_celery(settings)`` builds another
-for tests or for a second tenant in one process. The fleet's handles hang off
-``app.fleet``; forked pool children drop inherited connections.
+Built from ``Settings`` (``FLEET_*``) when this module is imported, which only
+the Celery command line (and a test that wants a whole app) does: a module that
+needs a queue name or a setting imports ``queues``/``celery_config``, and one
+that sends a tick uses ``nudge`` (no app). ``make_celery(settings)`` builds
+another app for tests or for a second tenant in one process. The host tasks are
+found the Celery way, by ``include`` (``celery_config.HOST_TASK_MODULES``),
+when the worker starts, so nothing here imports the host layer. The fleet's
+handles hang off ``app.fleet``; forked pool children drop inherited connections.
 """
 
 from __future__ import annotations
@@ -12,14 +17,13 @@ import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import beat_init, worker_process_init, worker_ready
+from celery.signals import beat_init, worker_process_init
 
-from fleet_queue.celery_config import celery_config
+from fleet_queue.celery_config import HOST_TASK_MODULES, celery_config
 from fleet_queue.context import FleetContext
-from fleet_queue.queues import HOST_STATUS_TASK, host_queue, redis_key
+from fleet_queue.queues import redis_key
 from fleet_queue.settings import Settings, load_settings
 from fleet_queue.tasks import register_control_tasks
-from workers.tasks import register_host_tasks
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +31,10 @@ BEAT_LOCK_SECONDS = 30
 
 
 def make_celery(settings: Settings) -> Celery:
-    app = Celery("fleet_queue", set_as_current=False)
+    app = Celery("fleet_queue", set_as_current=False, include=list(HOST_TASK_MODULES))
     app.config_from_object(celery_config(settings))
     app.fleet = FleetContext(settings)
     register_control_tasks(app)
-    register_host_tasks(app)
     return app
 
 
@@ -48,18 +51,6 @@ def _app_of(sender: Any) -> Any:
 def _dispose_after_fork(**_: Any) -> None:
     """A forked pool child must not reuse its parent's database or Redis sockets."""
     app.fleet.dispose()
-
-
-@worker_ready.connect
-def _first_status(sender: Any = None, **_: Any) -> None:
-    """Report this host's agents as soon as the worker listens, not one interval later,
-    and keep reporting them if beat stops asking (``workers.status_watchdog``)."""
-    current = _app_of(sender)
-    settings: Settings = current.fleet.settings
-    current.send_task(HOST_STATUS_TASK, queue=host_queue(settings.tenant, settings.host))
-    from workers.status_watchdog import start_status_watchdog
-
-    start_status_watchdog(current)
 
 
 @beat_init.connect

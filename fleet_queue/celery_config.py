@@ -19,6 +19,10 @@ from fleet_queue.settings import Settings
 
 VISIBILITY_MARGIN = 300.0
 
+HOST_TASK_MODULES = ("workers.tasks",)
+"""Where the host tasks live, by name: the worker imports them (Celery's ``include``)
+when it starts; ``fleet_queue`` itself never imports the host layer."""
+
 
 def visibility_timeout(settings: Settings) -> float:
     return max(3600.0, settings.lease_ttl * 2 + VISIBILITY_MARGIN)

@@ -48,9 +48,9 @@ class FleetContext:
         with self._lock:
             self._after_fork()
             if self._store is None:
-                from fleet_queue.store import CardStore
+                from fleet_queue.composition import open_card_store
 
-                self._store = CardStore.from_settings(self.settings)
+                self._store = open_card_store(self.settings)
             return self._store
 
     @property

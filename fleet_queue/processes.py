@@ -11,14 +11,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from fleet_queue.broker import EmbeddedBroker, start_embedded_broker
-from fleet_queue.errors import UsageError
 from fleet_queue.queues import control_queue, host_queue, node_name
+from fleet_queue.serving import refuse_open_bind
 from fleet_queue.settings import Settings
 
 CELERY = [sys.executable, "-m", "celery", "-A", "fleet_queue.celery_app"]
@@ -47,17 +45,6 @@ def worker_command(settings: Settings, concurrency: int = 4, loglevel: str = "IN
 def beat_command(settings: Settings, loglevel: str = "INFO") -> list[str]:
     schedule = settings.run_dir / f"celerybeat-{settings.tenant}"
     return [*CELERY, "beat", "-s", str(schedule), "--loglevel", loglevel]
-
-
-LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
-
-
-def refuse_open_bind(what: str, address: str, auth: str | None, auth_variable: str) -> None:
-    """A web UI without a login listens on loopback only: refuse any other address."""
-    if not auth and address not in LOOPBACK:
-        raise UsageError(
-            f"refusing to serve {what} on {address} without auth: set {auth_variable}=user:password"
-        )
 
 
 def flower_command(settings: Settings, port: int = 5555, address: str = "127.0.0.1") -> list[str]:
@@ -155,32 +142,3 @@ class FleetProcesses:
 
     def child(self, name: str) -> Child:
         return next(c for c in self.children if c.name == name)
-
-
-def wait_for_worker(settings: Settings, timeout: float = 30.0) -> bool:
-    """True once the host worker answers a ping on the broker."""
-    from fleet_queue.celery_app import make_celery
-
-    app = make_celery(settings)
-    deadline = time.monotonic() + timeout
-    node = node_name(settings.tenant, settings.host)
-    while time.monotonic() < deadline:
-        if ping_node(app, node):
-            return True
-    return False
-
-
-def ping_node(app: Any, node: str) -> bool:
-    """One ping on a connection of its own.
-
-    Celery apps on one broker URL share kombu's global connection pool; after a
-    broker restart a pooled connection's reply consumer never reads again, so a
-    long-lived caller (a test run, ``fleet up``) would wait for a reply forever.
-    """
-    conn = app.connection_for_write()
-    try:
-        with conn:
-            return bool(app.control.ping(destination=[node], timeout=0.5, connection=conn))
-    except (OSError, *conn.connection_errors):
-        time.sleep(0.2)
-        return False

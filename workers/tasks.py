@@ -12,7 +12,8 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from celery import Celery, Task
+from celery import Task, shared_task
+from celery.signals import worker_ready
 
 from fleet_queue.card_text import render_card
 from fleet_queue.cards import DELIVERY_FAILED
@@ -24,7 +25,8 @@ from fleet_queue.errors import (
 )
 from fleet_queue.nudge import nudge_tick
 from fleet_queue.pause import dispatch_allowed, host_paused
-from fleet_queue.queues import DELIVER_TASK, HOST_STATUS_TASK, redis_key
+from fleet_queue.queues import DELIVER_TASK, HOST_STATUS_TASK, host_queue, redis_key
+from workers.status_watchdog import start_status_watchdog
 
 if TYPE_CHECKING:
     from fleet_queue.cards import AgentStatus, Card
@@ -226,11 +228,28 @@ def collect_status(task: Task) -> dict[str, Any]:
     return {"agents": len(rows), "available": became_available, "renewed": renewed}
 
 
-def register_host_tasks(app: Celery) -> None:
-    @app.task(name=DELIVER_TASK, bind=True, max_retries=None)
-    def deliver_card(self: Task, card_id: str, token: int, agent: str) -> dict[str, Any]:
-        return deliver(self, card_id, token, agent)
+# Registered the Celery way: the fleet's app names this module in ``include``
+# (``fleet_queue.celery_config.HOST_TASK_MODULES``) and the worker imports it on start;
+# a shared task joins every app, each bound to its own (``self.app.fleet``).
 
-    @app.task(name=HOST_STATUS_TASK, bind=True)
-    def collect_host_status(self: Task) -> dict[str, Any]:
-        return collect_status(self)
+
+@shared_task(name=DELIVER_TASK, bind=True, max_retries=None)
+def deliver_card(self: Task, card_id: str, token: int, agent: str) -> dict[str, Any]:
+    return deliver(self, card_id, token, agent)
+
+
+@shared_task(name=HOST_STATUS_TASK, bind=True)
+def collect_host_status(self: Task) -> dict[str, Any]:
+    return collect_status(self)
+
+
+@worker_ready.connect
+def _first_status(sender: Any = None, **_: Any) -> None:
+    """Report this host's agents as soon as the worker listens, not one interval later,
+    and keep reporting them if beat stops asking (``workers.status_watchdog``)."""
+    app = getattr(sender, "app", None)
+    ctx: FleetContext | None = getattr(app, "fleet", None)
+    if app is None or ctx is None:
+        return  # not a fleet worker
+    app.send_task(HOST_STATUS_TASK, queue=host_queue(ctx.settings.tenant, ctx.settings.host))
+    start_status_watchdog(app)

@@ -1,43 +1,44 @@
 """The ``fleet`` command: thin — parse, call the Python API, print.
 
-Each command group lives in its own module and registers itself on the one
-Typer app; any ``FleetError`` becomes one line on stderr and its exit code.
+Each command group lives in its own module and registers itself on the Typer
+app; any ``FleetError`` becomes one line on stderr and its exit code. ``main``
+imports only the group the command line names (``fleet card done`` — what every
+agent runs — loads the backlog group, not tmux, Celery or the catalog); help,
+and a name it does not know, load them all.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from fleet_queue import catalog
-from fleet_queue.cli import (
-    backlog_cmd,
-    board_cmd,
-    config_cmd,
-    dispatch_cmd,
-    doctor_cmd,
-    host_cmd,
-    roster_cmd,
-    systemd_cmd,
-)
 from fleet_queue.cli.common import CliState
 from fleet_queue.errors import FleetError, StoreUnavailableError
 from fleet_queue.private import private_umask, warn_open_home
 from fleet_queue.settings import DEFAULT_HOME
 
-app = typer.Typer(
-    name="fleet",
-    help="Run a fleet of always-on AI agents in tmux and feed them cards through Celery.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+GROUPS: dict[str, tuple[str, ...]] = {
+    "config_cmd": ("config",),
+    "roster_cmd": ("init", "roster", "presets", "profiles", "roles"),
+    "backlog_cmd": ("backlog", "card", "db"),
+    "host_cmd": ("start", "stop", "restart", "verify", "ps", "agent"),
+    "dispatch_cmd": ("up", "worker", "beat", "flower", "demo", "pause", "resume", "tick"),
+    "systemd_cmd": ("install-systemd",),
+    "board_cmd": ("board",),
+    "doctor_cmd": ("doctor",),
+}
+"""Each group module and the top-level commands it registers, in help order
+(``tests/unit/test_cli_groups.py`` checks this against the modules)."""
+
+ROOT_OPTIONS_WITH_VALUE = frozenset({"--home"})
 
 
-@app.callback()
 def _root(
     ctx: typer.Context,
     home: Annotated[
@@ -47,19 +48,55 @@ def _root(
 ) -> None:
     ctx.obj = CliState(home=home)
     warn_open_home((home or DEFAULT_HOME).expanduser())
-    catalog.use_home(home)  # the operator's own presets, profiles and roles
+    # The operator's own presets, profiles and roles. The catalog reads FLEET_HOME
+    # itself, so it is loaded (with YAML and the roster model) only to be told of a
+    # --home that differs, or to forget the last one when it is loaded already.
+    if "fleet_queue.catalog" in sys.modules or (
+        home is not None and str(home) != os.environ.get("FLEET_HOME")
+    ):
+        from fleet_queue import catalog
+
+        catalog.use_home(home)
 
 
-_GROUPS = (config_cmd, roster_cmd, backlog_cmd, host_cmd, dispatch_cmd, systemd_cmd, board_cmd)
-for _module in (*_GROUPS, doctor_cmd):
-    _module.register(app)
+def build_app(modules: Sequence[str] = tuple(GROUPS)) -> typer.Typer:
+    """The ``fleet`` app with these command groups registered."""
+    cli = typer.Typer(
+        name="fleet",
+        help="Run a fleet of always-on AI agents in tmux and feed them cards through Celery.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    cli.callback()(_root)
+    for name in modules:
+        importlib.import_module(f"fleet_queue.cli.{name}").register(cli)
+    return cli
+
+
+def groups_for(argv: Sequence[str]) -> tuple[str, ...]:
+    """The group that registers the command ``argv`` names; all of them when it names none."""
+    args = iter(argv)
+    for arg in args:
+        if arg in ROOT_OPTIONS_WITH_VALUE:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return next(((m,) for m, names in GROUPS.items() if arg in names), tuple(GROUPS))
+    return tuple(GROUPS)
+
+
+def __getattr__(name: str) -> Any:
+    """``fleet_queue.cli.app``: the whole app (tests invoke it with Typer's runner)."""
+    if name == "app":
+        return build_app()
+    raise AttributeError(name)
 
 
 def main() -> None:
     """Entry point of the ``fleet`` script: Click handles usage errors, we handle ours."""
     private_umask()  # docs/security.md: every file 0600, every directory 0700
     try:
-        app()
+        build_app(groups_for(sys.argv[1:]))()
     except FleetError as exc:
         typer.echo(f"fleet: {exc.message}", err=True)
         sys.exit(exc.exit_code)

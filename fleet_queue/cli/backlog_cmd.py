@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from fleet_queue.cards import Card, CardStatus, NewCard
-from fleet_queue.cli.common import JsonFlag, console, emit, err_console, print_table
+from fleet_queue.cli.common import JsonFlag, emit, get_console, print_table
 from fleet_queue.cli.common import settings_of as _settings_of
 from fleet_queue.settings import Settings
 
@@ -46,9 +46,9 @@ def settings_of(ctx: typer.Context) -> Settings:
 @contextmanager
 def open_store(ctx: typer.Context) -> Iterator[CardStore]:
     """The store of the effective settings (migrated on first use), closed afterwards."""
-    from fleet_queue.store import CardStore
+    from fleet_queue.composition import open_card_store
 
-    store = CardStore.from_settings(settings_of(ctx))
+    store = open_card_store(settings_of(ctx))
     try:
         yield store
     finally:
@@ -70,7 +70,7 @@ def _row(card: Card) -> dict[str, Any]:
 
 
 def _say(card: Card, what: str, as_json: bool) -> None:
-    emit(card.to_dict(), as_json, lambda: console.print(f"{card.id}: {what}"))
+    emit(card.to_dict(), as_json, lambda: typer.echo(f"{card.id}: {what}"))
 
 
 def _ids(values: list[str] | None) -> tuple[str, ...]:
@@ -217,12 +217,12 @@ def claim(
             card_id=card_id,
         )
     if got is None:
-        emit(None, as_json, lambda: console.print("nothing ready to claim"))
+        emit(None, as_json, lambda: get_console().print("nothing ready to claim"))
         return
     emit(
         got.to_dict(),
         as_json,
-        lambda: console.print(
+        lambda: get_console().print(
             f"{got.card.id}: claimed by {got.agent} token {got.token}"
             f" until {got.expires_at:%Y-%m-%d %H:%M:%S}Z"
         ),
@@ -257,7 +257,7 @@ def reclaim(
         lambda: (
             print_table(rows, ["card_id", "outcome", "agent", "host", "token", "reason"])
             if rows
-            else console.print("no expired leases")
+            else get_console().print("no expired leases")
         ),
     )
 
@@ -385,7 +385,7 @@ def import_cards(
     emit(
         result.to_dict(),
         as_json,
-        lambda: console.print(
+        lambda: get_console().print(
             f"imported {result.created} card(s)"
             + (f"; {len(result.existing)} already there by key" if result.existing else "")
         ),
@@ -401,7 +401,7 @@ def _import_with_progress(store: CardStore, cards: list[NewCard]) -> Any:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=err_console, transient=False) as progress:
+    with Progress(*columns, console=get_console(stderr=True), transient=False) as progress:
         task = progress.add_task("import", total=len(cards))
         return store.create_many(cards, progress=lambda n: progress.advance(task, n))
 
@@ -451,7 +451,7 @@ def db_upgrade(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     finally:
         engine.dispose()
     data = {"database": mask_url(settings.effective_database_url), "from": before, "to": after}
-    emit(data, as_json, lambda: console.print(f"schema {before or 'empty'} -> {after}"))
+    emit(data, as_json, lambda: get_console().print(f"schema {before or 'empty'} -> {after}"))
 
 
 @db_app.command("current")
@@ -477,7 +477,7 @@ def db_current(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     emit(
         data,
         as_json,
-        lambda: console.print(
+        lambda: get_console().print(
             f"{current or 'empty'} (head {head}"
             + (")" if current == head else "; run `fleet db upgrade`)")
         ),

@@ -70,9 +70,9 @@ def board(
 
     from fleet_queue.board import build_board
     from fleet_queue.cli.common import console, print_json
-    from fleet_queue.store import CardStore
+    from fleet_queue.composition import open_card_store
 
-    with CardStore.from_settings(settings) as store:
+    with open_card_store(settings) as store:
         if as_json:
             print_json(build_board(store, limit).to_dict())
         elif watch:
@@ -104,7 +104,7 @@ def _watch(store: CardStore, limit: int, interval: float) -> None:
 
     from fleet_queue.board import build_board
     from fleet_queue.cli.common import console
-    from fleet_queue.up import stop_on_signals
+    from fleet_queue.serving import stop_on_signals
 
     def frame() -> RenderableType:
         return render_board(build_board(store, limit), console.width)

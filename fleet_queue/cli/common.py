@@ -6,18 +6,36 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from fleet_queue.settings import Settings, load_settings
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
-console = Console()
-err_console = Console(stderr=True)
+
+_consoles: dict[bool, Console] = {}
+
+
+def get_console(stderr: bool = False) -> Console:
+    """Rich's console, made on first use: a command that prints one plain line
+    (``fleet card done``) does not pay for importing rich."""
+    if stderr not in _consoles:
+        from rich.console import Console
+
+        _consoles[stderr] = Console(stderr=stderr)
+    return _consoles[stderr]
+
+
+def __getattr__(name: str) -> Console:
+    """``console`` and ``err_console`` as module attributes, made on first use."""
+    if name in {"console", "err_console"}:
+        return get_console(stderr=name == "err_console")
+    raise AttributeError(name)
 
 
 @dataclass
@@ -47,13 +65,15 @@ def print_table(
     title: str | None = None,
     style: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> None:
+    from rich.table import Table
+
     table = Table(title=title, show_lines=False)
     for column in columns:
         table.add_column(column)
     for row in rows:
         cells = ["" if row.get(c) is None else str(row.get(c)) for c in columns]
         table.add_row(*cells, style=style(row) if style else None)
-    console.print(table)
+    get_console().print(table)
 
 
 def emit(data: Any, as_json: bool, render: Callable[[], None]) -> None:

@@ -72,7 +72,8 @@ def up(
     """Run this host's fleet in the foreground until Ctrl-C or SIGTERM."""
     from rich.live import Live
 
-    from fleet_queue.up import running_fleet, stop_on_signals
+    from fleet_queue.serving import stop_on_signals
+    from fleet_queue.up import running_fleet
 
     settings = settings_of(ctx)
     with (
@@ -111,23 +112,23 @@ def pause(
     reason: Annotated[str, typer.Option(help="Why, shown in ps and stats.")] = "operator pause",
 ) -> None:
     """Stop dispatch and delivery fleet-wide until `fleet resume`."""
+    from fleet_queue.composition import open_card_store
     from fleet_queue.pause import pause_fleet
-    from fleet_queue.store import CardStore
 
     settings = settings_of(ctx)
-    store = CardStore.from_settings(settings)
+    store = open_card_store(settings)
     pause_fleet(store, settings, reason, by=f"{settings.host}:{getpass.getuser()}")
     typer.echo(f"paused: {reason}")
 
 
 def resume(ctx: typer.Context) -> None:
     """Resume dispatch and nudge a tick."""
+    from fleet_queue.composition import open_card_store
     from fleet_queue.nudge import nudge_tick
     from fleet_queue.pause import resume_fleet
-    from fleet_queue.store import CardStore
 
     settings = settings_of(ctx)
-    store = CardStore.from_settings(settings)
+    store = open_card_store(settings)
     resume_fleet(store, settings, by=f"{settings.host}:{getpass.getuser()}")
     nudge_tick(settings, reason="resume")
     typer.echo("resumed")
@@ -136,13 +137,12 @@ def resume(ctx: typer.Context) -> None:
 def tick(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Send one supervisor tick now (dispatch without waiting for beat)."""
     from fleet_queue.broker import require_broker
-    from fleet_queue.celery_app import make_celery
-    from fleet_queue.queues import TICK_TASK, control_queue
+    from fleet_queue.nudge import send_tick
+    from fleet_queue.queues import TICK_TASK
 
     settings = settings_of(ctx)
     require_broker(settings)
-    app = make_celery(settings)
-    app.send_task(TICK_TASK, queue=control_queue(settings.tenant))
+    send_tick(settings)
     emit({"sent": TICK_TASK}, as_json, lambda: typer.echo("tick sent"))
 
 

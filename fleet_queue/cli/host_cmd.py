@@ -159,11 +159,11 @@ def ps(ctx: typer.Context, local: LocalFlag = False, as_json: JsonFlag = False) 
     if local:
         _ps_local(ctx, as_json)
         return
+    from fleet_queue.composition import open_card_store
     from fleet_queue.fleet_view import fleet_rows
-    from fleet_queue.store import CardStore
 
     settings, roster = _load(ctx)
-    store = CardStore.from_settings(settings)
+    store = open_card_store(settings)
     try:
         rows = fleet_rows(store, roster, settings, _local_units(settings, roster))
         pause = store.pause_state()
@@ -457,9 +457,9 @@ def add(
 
 def _forget_status(settings: Settings, name: str) -> None:
     """``ps`` should not list a removed agent as gone forever."""
-    from fleet_queue.store import CardStore
+    from fleet_queue.composition import open_card_store
 
-    store = CardStore.from_settings(settings)
+    store = open_card_store(settings)
     try:
         store.forget_agent(name)
     finally:

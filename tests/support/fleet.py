@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fleet_queue.processes import FleetProcesses, wait_for_worker
+from fleet_queue.celery_control import wait_for_worker
+from fleet_queue.composition import open_card_store
+from fleet_queue.processes import FleetProcesses
 from fleet_queue.roster import Roster, parse_roster, write_roster
 from fleet_queue.settings import Settings
 from fleet_queue.store import CardStore
@@ -128,7 +130,7 @@ def running_fleet(
         env_overrides["FLEET_DATABASE_URL"] = settings.database_url
     saved = {key: os.environ.get(key) for key in env_overrides}
     os.environ.update(env_overrides)
-    store = CardStore.from_settings(settings)
+    store = open_card_store(settings)
     processes = FleetProcesses(settings, with_beat=with_beat, concurrency=4)
     try:
         processes.start()
