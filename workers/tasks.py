@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from celery import Task, shared_task
@@ -26,6 +27,7 @@ from fleet_queue.errors import (
 from fleet_queue.nudge import nudge_tick
 from fleet_queue.pause import dispatch_allowed, host_paused
 from fleet_queue.queues import DELIVER_TASK, HOST_STATUS_TASK, host_queue, redis_key
+from workers.heartbeat import utcnow
 from workers.status_watchdog import start_status_watchdog
 
 if TYPE_CHECKING:
@@ -102,9 +104,9 @@ def deliver(task: Task, card_id: str, token: int, agent: str) -> dict[str, Any]:
         return {"dropped": "already typed"}
     text = render_card(card, token, card.acceptance)
     try:
-        receipt = deliver_when_free(ctx, agent, text)
+        receipt = deliver_when_free(ctx, agent, text, lease_deadline(ctx, card))
     except AgentBusyError as exc:
-        return wait_for_quiet_pane(task, ctx, card_id, token, str(exc))
+        return wait_for_quiet_pane(task, ctx, card, token, str(exc))
     except DeliveryError as exc:
         after = store.release(card_id, token, f"{DELIVERY_FAILED}: {exc}")
         if after.status == "blocked":  # failed max_attempts times in a row: parked
@@ -118,7 +120,28 @@ QUICK_WAIT_SECONDS = 0.3
 QUICK_POLL_SECONDS = 0.01
 
 
-def deliver_when_free(ctx: FleetContext, agent: str, text: str) -> DeliveryReceipt:
+DELIVERY_MARGIN = 6.0
+"""Seconds of lease kept back when waiting for a busy pane: one delivery types and
+verifies within verify's 5 s, and must end before the lease does."""
+
+
+def lease_margin(ctx: FleetContext) -> float:
+    """The margin, never more than a quarter of the lease (short test leases)."""
+    return min(DELIVERY_MARGIN, ctx.settings.lease_ttl / 4)
+
+
+def lease_deadline(ctx: FleetContext, card: Card) -> float:
+    """``time.monotonic()`` by which waiting for the pane must stop: the lease's end less
+    the margin (by this host's clock; the store's own fence checks its clock again)."""
+    if card.lease_expires_at is None:
+        return time.monotonic()
+    left = (card.lease_expires_at - utcnow()).total_seconds()
+    return time.monotonic() + left - lease_margin(ctx)
+
+
+def deliver_when_free(
+    ctx: FleetContext, agent: str, text: str, until: float | None = None
+) -> DeliveryReceipt:
     """Deliver, waiting a moment in this thread for a pane that is about to be free.
 
     The tick gives an agent its next card as soon as the last one is closed, which
@@ -127,6 +150,8 @@ def deliver_when_free(ctx: FleetContext, agent: str, text: str) -> DeliveryRecei
     (``wait_for_quiet_pane``) costs a broker round trip and at least 100 ms.
     """
     deadline = time.monotonic() + QUICK_WAIT_SECONDS
+    if until is not None:
+        deadline = min(deadline, until)
     while True:
         try:
             return deliverer_for(ctx).deliver(
@@ -159,21 +184,30 @@ BUSY_RETRY_BUDGET = 60.0
 
 
 def wait_for_quiet_pane(
-    task: Task, ctx: FleetContext, card_id: str, token: int, why: str
+    task: Task, ctx: FleetContext, card: Card, token: int, why: str
 ) -> dict[str, Any]:
     """Nothing was typed: keep the claim and try again shortly, within the lease.
 
     An agent that just closed its last card is still printing; that is no reason
-    to give the card up. A pane still busy after the budget is an agent that did
-    not take its card: the lease is left to expire, and the reclaim counts the
-    attempt like any other (a hung agent's card ends ``failed`` at max attempts).
+    to give the card up. The budget is wall-clock: at most ``BUSY_RETRY_BUDGET`` (and
+    half the lease) since the claim, and never past the lease's end less the delivery
+    margin, so no retry can start typing as the lease runs out. A pane still busy
+    then is an agent that did not take its card: the lease is left to expire, and
+    the reclaim counts the attempt like any other (a hung agent's card ends
+    ``failed`` at max attempts).
     """
-    ctx.redis.delete(redis_key(ctx.settings.tenant, f"typed:{card_id}:{token}"))
-    budget = min(BUSY_RETRY_BUDGET, ctx.settings.lease_ttl * 0.5)
-    if task.request.retries * BUSY_RETRY_SECONDS < budget:
+    ctx.redis.delete(redis_key(ctx.settings.tenant, f"typed:{card.id}:{token}"))
+    now = utcnow()
+    ends = []
+    if card.lease_expires_at is not None:
+        ends.append(card.lease_expires_at - timedelta(seconds=lease_margin(ctx)))
+    if card.claimed_at is not None:
+        budget = min(BUSY_RETRY_BUDGET, ctx.settings.lease_ttl * 0.5)
+        ends.append(card.claimed_at + timedelta(seconds=budget))
+    if ends and now + timedelta(seconds=BUSY_RETRY_SECONDS) < min(ends):
         raise task.retry(countdown=BUSY_RETRY_SECONDS)
     ctx.store.record_event(
-        card_id, "undelivered", agent=None, token=token, detail=f"{why}; left to lease expiry"
+        card.id, "undelivered", agent=None, token=token, detail=f"{why}; left to lease expiry"
     )
     return {"undelivered": why}
 
