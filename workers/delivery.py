@@ -49,6 +49,7 @@ from workers.acceptance import (
     marker,
     new_nonce,
 )
+from workers.evidence import prompt_seen
 from workers.heartbeat import is_healthy, read_heartbeat, utcnow
 from workers.probe import BUSY_WINDOW
 from workers.runtimes import LaunchPlan, launch_plan
@@ -180,7 +181,7 @@ class Deliverer:
         verify_timeout: float = VERIFY_TIMEOUT,
         busy_window: float = BUSY_WINDOW,
         trust_native_idle: bool = False,
-        evidence: PromptEvidence | None = None,
+        evidence: PromptEvidence | None = prompt_seen,
     ) -> None:
         self.settings = settings
         self.roster = roster
@@ -444,6 +445,9 @@ class Deliverer:
             seen = self.evidence(typing.plan, digest(typing.message), typing.since)
             if seen:
                 return "runtime"
+            if seen is False:  # the runtime keeps a record of prompts: only it counts
+                typing.why = "the runtime has not recorded the prompt"
+                return None
         snap = self._snapshot(
             typing.target, history_rows(typing.message, typing.width), typing.height
         )
