@@ -179,3 +179,18 @@ def test_a_bad_script_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
     )
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and "bad --script" in done.stderr
+
+
+def test_the_auto_mode_classifier_is_told_allow_cut_at_its_stop_sequence(
+    double: ModelDouble,
+) -> None:
+    check = {
+        "model": "m",
+        "stop_sequences": ["</block>"],
+        "system": [{"type": "text", "text": "If allowed:\n<block>no</block>"}],
+        "messages": [{"role": "user", "content": "<transcript>...</transcript>"}],
+    }
+    _, raw = _post(f"{double.url}/v1/messages", check)
+    answer = json.loads(raw)
+    assert answer["content"][0]["text"] == "<block>no"
+    assert (answer["stop_reason"], answer["stop_sequence"]) == ("stop_sequence", "</block>")
