@@ -69,9 +69,12 @@ def open_tty(path: str) -> int:
 
 @contextlib.contextmanager
 def opened(path: str) -> Iterator[int]:
+    """The terminal open for a look; a termios failure is an ``OSError`` like the open's."""
     fd = open_tty(path)
     try:
         yield fd
+    except termios.error as exc:
+        raise OSError(f"{path}: {exc}") from None
     finally:
         os.close(fd)
 
