@@ -39,7 +39,7 @@ from fleet_queue.composition import open_card_store
 from fleet_queue.importers import load_cards
 from fleet_queue.settings import Settings, load_settings
 from fleet_queue.store import CardStore
-from fleet_queue.store.ops import ChangeHook, ProgressHook
+from fleet_queue.store.transactions import ChangeHook, ProgressHook
 
 
 def new_card_id() -> str:

@@ -36,7 +36,7 @@ from fleet_queue.board import (
     short_duration,
     target_of,
 )
-from fleet_queue.errors import UsageError
+from fleet_queue.errors import StoreUnavailableError, UsageError
 
 if TYPE_CHECKING:
     from fleet_queue.settings import Settings
@@ -132,11 +132,9 @@ class BoardHandler(BaseHTTPRequestHandler):
                 body=send_body,
             )
             return
-        from sqlalchemy.exc import SQLAlchemyError
-
         try:
             content_type, payload = routes[path]()
-        except SQLAlchemyError as exc:  # the store is down: say so, keep serving
+        except StoreUnavailableError as exc:  # the store is down: say so, keep serving
             log.warning("board unavailable: %s", str(exc).splitlines()[0])
             self._send(
                 HTTPStatus.SERVICE_UNAVAILABLE,
@@ -171,11 +169,9 @@ class BoardHandler(BaseHTTPRequestHandler):
         return "application/json", json.dumps(self._board().to_dict(), indent=2).encode()
 
     def _health(self, send_body: bool) -> None:
-        from sqlalchemy.exc import SQLAlchemyError
-
         try:
             self.server.store.now()
-        except SQLAlchemyError as exc:
+        except StoreUnavailableError as exc:
             log.warning("health check: %s", str(exc).splitlines()[0])
             self._send(
                 HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", b"store unreachable\n", body=send_body

@@ -33,8 +33,8 @@ MAX_ID_LENGTH = 200
 _BAD_ID = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 
 DELIVERY_FAILED = "delivery failed"
-"""How a release's reason starts when the card's text could not be delivered. The store counts
-these releases since the card's last delivery or unblock; at its ``max_attempts`` it is blocked."""
+"""How the reason of a delivery-failure release reads (``CardStore.release_undelivered``) for
+people; the store counts these releases in a column, never by this text."""
 
 
 def plain_fields(obj: Any) -> dict[str, Any]:
@@ -65,6 +65,37 @@ class CardStatus(enum.StrEnum):
     BLOCKED = "blocked"
     DONE = "done"
     FAILED = "failed"
+
+
+class EventKind(enum.StrEnum):
+    """What an event of the audit trail records; also the kind a change hook is told."""
+
+    CREATED = "created"
+    LINKED = "linked"
+    CLAIMED = "claimed"
+    DELIVERED = "delivered"
+    RENEWED = "renewed"
+    DONE = "done"
+    FAILED = "failed"
+    RELEASED = "released"
+    RECLAIMED = "reclaimed"
+    BLOCKED = "blocked"
+    UNBLOCKED = "unblocked"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    DROPPED = "dropped"
+    """A host worker dropped a delivery message that the fence refused."""
+    UNDELIVERED = "undelivered"
+    """A host worker left a card it could not type to its lease's expiry."""
+
+    @classmethod
+    def parse(cls, kind: str) -> EventKind:
+        """The kind named ``kind``; a name that is no kind is refused with one line."""
+        try:
+            return cls(kind)
+        except ValueError:
+            known = ", ".join(k.value for k in cls)
+            raise UsageError(f"no event kind {kind!r} (one of: {known})") from None
 
 
 def epoch_to_datetime(value: float | None) -> datetime | None:
@@ -282,7 +313,7 @@ class Event:
     tenant_id: str
     host: str
     card_id: str | None
-    kind: str
+    kind: EventKind
     agent: str | None
     token: int | None
     detail: str | None
@@ -294,7 +325,7 @@ class Event:
             "tenant_id": self.tenant_id,
             "host": self.host,
             "card_id": self.card_id,
-            "kind": self.kind,
+            "kind": self.kind.value,
             "agent": self.agent,
             "token": self.token,
             "detail": self.detail,

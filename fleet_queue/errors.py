@@ -54,6 +54,10 @@ class StaleTokenError(ConflictError):
     """The fencing token is not the card's current token."""
 
 
+class LeaseExpiredError(StaleTokenError):
+    """The lease has expired, or has less time left than the operation needs."""
+
+
 class CycleError(UsageError):
     """The dependencies would form a cycle."""
 

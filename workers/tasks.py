@@ -17,7 +17,6 @@ from celery import Task, shared_task
 from celery.signals import worker_ready
 
 from fleet_queue.card_text import render_card
-from fleet_queue.cards import DELIVERY_FAILED
 from fleet_queue.errors import (
     AgentBusyError,
     DeliveryError,
@@ -108,7 +107,7 @@ def deliver(task: Task, card_id: str, token: int, agent: str) -> dict[str, Any]:
     except AgentBusyError as exc:
         return wait_for_quiet_pane(task, ctx, card, token, str(exc))
     except DeliveryError as exc:
-        after = store.release(card_id, token, f"{DELIVERY_FAILED}: {exc}")
+        after = store.release_undelivered(card_id, token, str(exc))
         if after.status == "blocked":  # failed max_attempts times in a row: parked
             return {"blocked": after.reason}
         return {"released": str(exc)}
@@ -171,7 +170,7 @@ def record_delivered(ctx: FleetContext, card_id: str, token: int, agent: str) ->
     so the audit trail still says so.
     """
     try:
-        ctx.store.mark_delivered(card_id, token)
+        ctx.store.mark_delivered(card_id, token, agent)
     except StaleTokenError as exc:
         ctx.store.record_event(
             card_id, "delivered", agent=agent, token=token,

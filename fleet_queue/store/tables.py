@@ -9,6 +9,9 @@ card aimed at one agent, ``c:<class>`` for one aimed at a role, ``''`` for anyon
 ``unmet_deps`` (how many dependencies are not yet done, kept up to date on create, link and
 complete) the claim path is an equality probe on one index, ordered by priority then age.
 
+``delivery_failures`` counts the card's delivery-failure releases since its last delivery
+or unblock; at ``max_attempts`` the card is blocked (it can never be typed, it seems).
+
 ``card_deps`` holds the dependency edges (card_id depends on dep_id). It carries no foreign
 key constraints on purpose: PostgreSQL checks a foreign key with a plan cached while the
 table was small, which made a 100k-card import crawl; the store checks both ends exist
@@ -56,6 +59,7 @@ cards = sa.Table(
     sa.Column("claimed_at", sa.Double()),
     sa.Column("delivered_at", sa.Double()),
     sa.Column("completed_at", sa.Double()),
+    sa.Column("delivery_failures", sa.Integer(), nullable=False, server_default="0"),
     sa.UniqueConstraint("tenant_id", "id", name="uq_cards_tenant_id"),
     sa.UniqueConstraint("tenant_id", "idempotency_key", name="uq_cards_tenant_idempotency"),
     sa.CheckConstraint(

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from fleet_queue.cards import AgentStatus, CardStatus, ClaimRequest, NewCard
+from fleet_queue.cards import AgentStatus, CardStatus, ClaimRequest, EventKind, NewCard
 from fleet_queue.errors import (
     ConflictError,
     CycleError,
@@ -431,7 +431,7 @@ def test_release(store: CardStore) -> None:
 def _delivery_fails(store: CardStore, card_id: str, error: str) -> CardStatus:
     claim = store.claim("w1", None, "h1", 60, card_id=card_id)
     assert claim is not None
-    return store.release(card_id, claim.token, f"delivery failed: {error}").status
+    return store.release_undelivered(card_id, claim.token, error).status
 
 
 def test_delivery_failures_block_the_card_at_max_attempts(store: CardStore) -> None:
@@ -579,20 +579,25 @@ def test_unblock_requeues_failed(store: CardStore) -> None:
 def test_record_event_and_filters(store: CardStore) -> None:
     store.create(new("a"))
     store.record_event("a", "dropped", agent="w1", token=3, detail="stale delivery")
-    store.record_event(None, "note")
+    store.record_event(None, EventKind.UNDELIVERED)
     dropped = store.events(kind="dropped")
     assert [(e.card_id, e.agent, e.token, e.detail) for e in dropped] == [
         ("a", "w1", 3, "stale delivery")
     ]
     assert [e.kind for e in store.events(card_id="a")] == ["created", "dropped"]
-    assert [e.kind for e in store.events(limit=1)] == ["note"]
+    assert [e.kind for e in store.events(limit=1)] == ["undelivered"]
     now = store.now()
     assert store.events(since=now + timedelta(seconds=60)) == []
     assert len(store.events(until=now + timedelta(seconds=60))) == 3
     first = store.events()[0].id
-    assert [e.kind for e in store.events(after_id=first)] == ["dropped", "note"]
+    assert [e.kind for e in store.events(after_id=first)] == ["dropped", "undelivered"]
     with pytest.raises(UsageError):
         store.record_event("a", "")
+    with pytest.raises(UsageError, match="no event kind 'note'"):
+        store.record_event("a", "note")  # the kinds are one enum: a typo is refused
+    with pytest.raises(UsageError, match="no event kind"):
+        store.events(kind="claimd")
+    assert len(store.events()) == 3
 
 
 def test_stats(store: CardStore) -> None:

@@ -111,6 +111,9 @@ def machine_for(url: str) -> type[RuleBasedStateMachine]:
                 "deliver": lambda: self.store.mark_delivered(card_id, token),
             }
             fresh = card is not None and card.status is CardStatus.CLAIMED and delta == 0
+            if fresh and op in ("renew", "deliver"):  # the fence includes time
+                assert card is not None and card.lease_expires_at is not None
+                fresh = card.lease_expires_at > self.store.now()
             if fresh:
                 calls[op]()
             else:
