@@ -21,6 +21,7 @@ from celery.signals import beat_init, worker_process_init
 
 from fleet_queue.celery_config import HOST_TASK_MODULES, celery_config
 from fleet_queue.context import FleetContext
+from fleet_queue.private import private_umask, warn_open_home
 from fleet_queue.queues import redis_key
 from fleet_queue.settings import Settings, load_settings
 from fleet_queue.tasks import register_control_tasks
@@ -38,7 +39,9 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
+private_umask()  # worker and beat: logs, schedule, heartbeats and the tmux server stay private
 app = make_celery(load_settings())
+warn_open_home(app.fleet.settings.home)
 
 
 def _app_of(sender: Any) -> Any:

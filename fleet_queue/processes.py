@@ -51,8 +51,7 @@ def flower_command(settings: Settings, port: int = 5555, address: str = "127.0.0
     """Flower shows task arguments and can revoke tasks: without auth, loopback only."""
     refuse_open_bind("Flower", address, settings.flower_auth, "FLEET_FLOWER_AUTH")
     cmd = [*CELERY, "flower", f"--port={port}", f"--address={address}"]
-    if settings.flower_auth:
-        cmd.append(f"--basic-auth={settings.flower_auth}")
+    # the login goes by FLOWER_BASIC_AUTH (credentials.flower_environment), never argv
     return cmd
 
 

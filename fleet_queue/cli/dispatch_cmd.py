@@ -57,8 +57,10 @@ def flower(
 ) -> None:
     """Run Flower on the fleet's broker (basic auth from FLEET_FLOWER_AUTH)."""
     settings = settings_of(ctx)
+    from fleet_queue.credentials import flower_environment
     from fleet_queue.processes import flower_command
 
+    os.environ.update(flower_environment(settings))  # not argv: /proc/PID/cmdline is public
     _exec(flower_command(settings, port, address), settings)
 
 

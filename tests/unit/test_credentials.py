@@ -108,3 +108,11 @@ def test_flower_gets_its_login_through_the_environment(fleet_home: object) -> No
     settings = Settings(flower_auth="ops:s3cret")
     assert flower_environment(settings) == {"FLOWER_BASIC_AUTH": "ops:s3cret"}
     assert flower_environment(Settings()) == {}
+
+
+def test_flowers_command_line_holds_no_password(fleet_home: object) -> None:
+    """``/proc/PID/cmdline`` is readable by every local user."""
+    from fleet_queue.processes import flower_command
+
+    argv = flower_command(Settings(flower_auth="ops:s3cret"), 5555, "0.0.0.0")
+    assert not [arg for arg in argv if "s3cret" in arg]
