@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from fleet_queue.card_checks import check_raw_card
 from fleet_queue.cards import NewCard
 from fleet_queue.errors import FleetError, UsageError, parse_problem
 
@@ -73,6 +74,7 @@ def _card(item: Any, source: str, index: int) -> NewCard:
     if not isinstance(item, Mapping):
         raise UsageError(f"{source}: item {index + 1} is not a mapping")
     try:
+        check_raw_card(item)
         return NewCard.from_mapping(item)
     except FleetError as exc:
         raise UsageError(f"{source}: item {index + 1}: {exc.message}") from None
@@ -108,17 +110,21 @@ def _goal_priority(value: Any, goal_id: Any, source: str) -> int:
 
 
 def _jsonl(path: Path) -> Iterator[NewCard]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"{path}:{number}: not valid JSON: {exc.msg}") from None
-            if not isinstance(item, Mapping):
-                raise UsageError(f"{path}:{number}: expected a JSON object")
-            try:
-                yield NewCard.from_mapping(item)
-            except FleetError as exc:
-                raise UsageError(f"{path}:{number}: {exc.message}") from None
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text: {parse_problem(exc)}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path}:{number}: not valid JSON: {exc.msg}") from None
+        if not isinstance(item, Mapping):
+            raise UsageError(f"{path}:{number}: expected a JSON object")
+        try:
+            check_raw_card(item)
+            yield NewCard.from_mapping(item)
+        except FleetError as exc:
+            raise UsageError(f"{path}:{number}: {exc.message}") from None

@@ -119,6 +119,6 @@ def state_modes(home: Path) -> tuple[list[str], list[str], list[str]]:
 
 def warn_open_home(home: Path) -> None:
     """Start-up warning (one line on stderr) for a ``FLEET_HOME`` others can read."""
-    problem = mode_problem(home, "FLEET_HOME")
+    problem = mode_problem(home, "FLEET_HOME") if home.is_dir() else None  # a file: settings say
     if problem:
         print(f"fleet: warning: {problem}", file=sys.stderr, flush=True)

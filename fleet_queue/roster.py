@@ -266,9 +266,11 @@ def load_roster(path: Path) -> Roster:
     """Read and validate ``roster.yaml``."""
     if not path.exists():
         raise RosterError(f"{path}: no roster here (run `fleet init`)")
+    if not path.is_file():
+        raise RosterError(f"{path}: not a file")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise RosterError(f"{path}: not valid YAML: {parse_problem(exc)}") from None
     return parse_roster(data, str(path))
 

@@ -17,12 +17,13 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fleet_queue import layout
 from fleet_queue.errors import ConfigError
 from fleet_queue.limits import DEFAULT_MAX_CARD_BYTES
 from fleet_queue.names import HostName, SocketName, TenantName
 from fleet_queue.private import mode_problem
 
-DEFAULT_HOME = Path("~/.config/fleet-queue")
+DEFAULT_HOME = Path(layout.DEFAULT_HOME)
 YEAR = 365 * 24 * 3600.0
 """Upper bound of every period and lifetime: beyond it a timestamp overflows, and no fleet
 means it (``inf`` and ``nan`` are refused too: a lease that never ends dispatches nothing)."""
@@ -47,7 +48,9 @@ class Settings(BaseSettings):
         default=None, description="Celery broker URL; default the embedded Redis under home."
     )
     tmux_socket: SocketName = Field(default="fleet", description="tmux socket name (-L).")
-    tenant: TenantName = Field(default="default", description="Tenant id stamped on every record.")
+    tenant: TenantName = Field(
+        default=layout.DEFAULT_TENANT, description="Tenant id stamped on every record."
+    )
     host: HostName = Field(default_factory=socket.gethostname, description="Stable host identity.")
     roster_path: Path | None = Field(
         default=None, description="Roster file; default home/roster.yaml."
@@ -111,7 +114,7 @@ class Settings(BaseSettings):
     @cached_property
     def run_dir(self) -> Path:
         """Heartbeats, the PAUSED flag and sockets live here."""
-        return self.home / "run"
+        return self.home / layout.RUN_DIR
 
     @cached_property
     def effective_roster_path(self) -> Path:
@@ -210,7 +213,10 @@ def load_settings(**overrides: object) -> Settings:
         if env_file.is_file() and (problem := mode_problem(env_file, ENV_FILE_NAME)):
             raise ConfigError(f"refusing to load {problem}")
         return Settings(_env_file=env_file if env_file.is_file() else None, **clean)  # type: ignore[arg-type]
+    except (UnicodeDecodeError, OSError) as exc:
+        raise ConfigError(f"{ENV_FILE_NAME}: cannot be read: {exc}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"FLEET_{field.upper()}: {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"FLEET_{field.upper()}: {message}") from None
