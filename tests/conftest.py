@@ -11,7 +11,50 @@ from pathlib import Path
 import pytest
 
 from fleet_queue.settings import Settings
+from tests.support import timing
+from tests.support.burn import burn_count, burning
 from tests.support.servers import PostgresServer, RedisServer, postgres_server, redis_server
+
+E2E_FOLDERS = {"e2e", "multihost"}
+"""Every test in these folders starts Celery worker/beat processes, Flower or netns hosts."""
+E2E_MARKERS = {"runtime", "netns"}
+"""A real agent CLI or network namespaces: end to end wherever the test lives."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the slow tier ``e2e`` by folder and marker, so ``-m "not e2e"`` is the fast tier
+    and a new file in tests/e2e cannot slip into it by forgetting its mark."""
+    tests_root = Path(__file__).parent
+    for item in items:
+        folder = (
+            item.path.relative_to(tests_root).parts[0]
+            if item.path.is_relative_to(tests_root)
+            else ""
+        )
+        marks = {mark.name for mark in item.iter_markers()}
+        if folder in E2E_FOLDERS or marks & E2E_MARKERS:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _burn() -> Iterator[int]:
+    """``FLEET_TEST_BURN=N``: N CPU-burning processes beside the whole session."""
+    with burning(burn_count(os.environ.get("FLEET_TEST_BURN"))) as procs:
+        yield len(procs)
+
+
+@pytest.fixture(scope="session")
+def slowness(_burn: int) -> float:
+    """How much slower than a quiet machine this one is now (≥ 1): scales e2e leases
+    and waits (``tests/support/timing.py``). Measured after the burners started."""
+    return timing.slowness()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if timing.measure.cache_info().currsize:
+        figures = ", ".join(f"{k}={v}" for k, v in timing.measure().items())
+        burn = os.environ.get("FLEET_TEST_BURN") or "0"
+        terminalreporter.write_line(f"fleet test timing: {figures}, burn={burn}")
 
 
 @pytest.fixture(autouse=True)
