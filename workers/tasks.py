@@ -26,6 +26,7 @@ from fleet_queue.errors import (
 from fleet_queue.nudge import nudge_tick
 from fleet_queue.pause import dispatch_allowed, host_paused
 from fleet_queue.queues import DELIVER_TASK, HOST_STATUS_TASK, host_queue, redis_key
+from workers.agent_socket import start_agent_socket
 from workers.heartbeat import utcnow
 from workers.status_watchdog import start_status_watchdog
 
@@ -279,10 +280,12 @@ def collect_host_status(self: Task) -> dict[str, Any]:
 @worker_ready.connect
 def _first_status(sender: Any = None, **_: Any) -> None:
     """Report this host's agents as soon as the worker listens, not one interval later,
-    and keep reporting them if beat stops asking (``workers.status_watchdog``)."""
+    keep reporting them if beat stops asking (``workers.status_watchdog``), and serve
+    the agents' closes (``workers.agent_socket``)."""
     app = getattr(sender, "app", None)
     ctx: FleetContext | None = getattr(app, "fleet", None)
     if app is None or ctx is None:
         return  # not a fleet worker
     app.send_task(HOST_STATUS_TASK, queue=host_queue(ctx.settings.tenant, ctx.settings.host))
     start_status_watchdog(app)
+    start_agent_socket(ctx)  # agents close their cards here (workers.agent_socket)
