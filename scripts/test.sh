@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh Debian machine: install what the tests
-# need when it is missing, then pytest, ruff and mypy. Exit non-zero on any failure.
+# need when it is missing, then ruff, mypy and pytest (fast tier, then e2e tier).
+# Exit non-zero on any failure. FLEET_TEST_BURN=2 runs it beside two CPU burners.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +33,9 @@ export PATH="$PWD/.venv/bin:$PATH"
 status=0
 echo "== ruff";  ruff check . || status=1; ruff format --check . || status=1
 echo "== mypy";  mypy || status=1
-echo "== pytest"
-pytest "$@" || status=1
+# The fast tier first (no Celery process, minutes), then the end-to-end tier; both always run.
+echo "== pytest: fast tier (-m 'not e2e')"
+pytest -m "not e2e" "$@" || status=1
+echo "== pytest: end-to-end tier (-m e2e)"
+pytest -m e2e "$@" || status=1
 exit $status

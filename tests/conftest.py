@@ -36,17 +36,50 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.e2e)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _burn() -> Iterator[int]:
-    """``FLEET_TEST_BURN=N``: N CPU-burning processes beside the whole session."""
-    with burning(burn_count(os.environ.get("FLEET_TEST_BURN"))) as procs:
-        yield len(procs)
+BURN = pytest.StashKey[int]()
+_burners: list[contextlib.ExitStack] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        config.stash[BURN] = burn_count(os.environ.get("FLEET_TEST_BURN"))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """``FLEET_TEST_BURN=N``: N CPU-burning processes from the session's start to its end,
+    so the slowness measured for the first test already sees them."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(burning(session.config.stash[BURN]))
+    _burners.append(stack)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    while _burners:
+        _burners.pop().close()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """An e2e test's timeout is scaled like its leases and waits: the pytest-timeout
+    marker (or the ini default) times ``slowness``, set before pytest-timeout reads it."""
+    if item.get_closest_marker("e2e") is not None:
+        marker = item.get_closest_marker("timeout")
+        base = (
+            float(marker.args[0])
+            if marker and marker.args
+            else float(item.config.getini("timeout") or 0)
+        )
+        if base > 0:
+            item.add_marker(pytest.mark.timeout(base * timing.slowness()), append=False)
+    yield
 
 
 @pytest.fixture(scope="session")
-def slowness(_burn: int) -> float:
+def slowness() -> float:
     """How much slower than a quiet machine this one is now (≥ 1): scales e2e leases
-    and waits (``tests/support/timing.py``). Measured after the burners started."""
+    and waits (``tests/support/timing.py``); measured once, beside any burners."""
     return timing.slowness()
 
 

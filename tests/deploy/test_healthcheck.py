@@ -15,7 +15,7 @@ from tests.support.poll import wait_until
 from tests.support.servers import RedisServer, free_port
 from workers.healthcheck import check_queue
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.e2e]  # a real Celery worker
 
 REPO = Path(__file__).resolve().parents[2]
 CELERY = str(Path(sys.executable).with_name("celery"))

@@ -11,6 +11,7 @@ from fleet_queue.supervisor import STALE_HOST_INTERVALS
 from tests.e2e.conftest import TEAM
 from tests.support.fleet import running_fleet, stub_roster
 from tests.support.poll import wait_until
+from tests.support.timing import scaled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -29,8 +30,8 @@ def test_without_beat_status_stays_fresh_and_cards_still_flow(e2e_settings, brok
             newest = min(row.updated_at for row in rows if row.updated_at)
             return len(rows) == len(TEAM) and (newest - started).total_seconds() > stale_after
 
-        wait_until(refreshed, timeout=10, what="every agent row refreshed without beat")
+        wait_until(refreshed, timeout=scaled(10), what="every agent row refreshed without beat")
         fleet.store.create(NewCard(id="nb1", title="no beat needed", target_agent="c1"))
-        fleet.wait_status("nb1", "done", timeout=30)
+        fleet.wait_status("nb1", "done", timeout=scaled(30))
         assert fleet.deliveries_of("nb1") == 1
         assert fleet.agent_of("nb1") == ["c1"]

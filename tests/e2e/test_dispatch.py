@@ -14,14 +14,16 @@ from fleet_queue.cli import app as cli
 from fleet_queue.queues import DELIVER_TASK, host_queue
 from tests.support.fleet import Fleet, running_fleet, stub_roster
 from tests.support.poll import wait_until
+from tests.support.timing import scaled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 
 def all_done(fleet: Fleet, ids: list[str], timeout: float = 60.0) -> None:
+    """``timeout``: seconds on a quiet machine (scaled by the measured slowness)."""
     wait_until(
         lambda: all(fleet.status(i) == "done" for i in ids),
-        timeout=timeout,
+        timeout=scaled(timeout),
         what=f"all of {ids} done: {[(i, fleet.status(i)) for i in ids]}",
     )
 
@@ -73,7 +75,7 @@ def test_pause_stops_dispatch_and_resume_restarts(team: Fleet) -> None:
     result = runner.invoke(cli, ["pause", "--reason", "maintenance"], env=env)
     assert result.exit_code == 0, result.output
     team.store.create(NewCard(id="p1", title="wait for resume"))
-    time.sleep(team.settings.tick_interval * 3)  # three beat ticks pass: nothing may move
+    time.sleep(scaled(team.settings.tick_interval * 3))  # three beat ticks: nothing may move
     assert team.status("p1") == "ready"
     assert team.deliveries_of("p1") == 0
     result = runner.invoke(cli, ["resume"], env=env)
@@ -89,11 +91,11 @@ def test_host_pause_file_parks_its_agents_without_churning_cards(team: Fleet) ->
     marker.write_text("by=test reason=host only\n")
     wait_until(
         lambda: {s.readiness for s in team.store.agent_statuses()} == {"paused"},
-        timeout=10,
+        timeout=scaled(10),
         what="every agent of the paused host reported paused",
     )
     team.store.create(NewCard(id="hp1", title="wait for this host"))
-    time.sleep(team.settings.tick_interval * 3)
+    time.sleep(scaled(team.settings.tick_interval * 3))
     assert team.status("hp1") == "ready"
     kinds = [e.kind for e in team.store.events(card_id="hp1")]
     assert "claimed" not in kinds and "released" not in kinds, kinds
@@ -118,14 +120,16 @@ def test_same_delivery_message_twice_types_once(team: Fleet) -> None:
             queue=host_queue(team.settings.tenant, "testhost"),
         )
     all_done(team, ["dup"])
-    time.sleep(1.0)  # let the second message be consumed and dropped
+    wait_until(  # the second message consumed and dropped (a fixed sleep could end first)
+        lambda: "dropped" in [e.kind for e in team.store.events(card_id="dup")],
+        timeout=scaled(10),
+        what="the second delivery message dropped",
+    )
     assert team.deliveries_of("dup") == 1
-    kinds = [e.kind for e in team.store.events(card_id="dup")]
-    assert "dropped" in kinds
 
 
 def test_kill9_worker_during_delivery_delivers_exactly_once(e2e_settings, broker) -> None:  # type: ignore[no-untyped-def]
-    settings = e2e_settings.model_copy(update={"lease_ttl": 4.0})
+    settings = e2e_settings.model_copy(update={"lease_ttl": scaled(4.0)})
     roster = stub_roster(
         [("lead", "orchestrator"), ("enh", "enhancer"), ("c0", "implementer")],
         env={"FLEET_STUB_WORK": "0.2"},
@@ -133,19 +137,22 @@ def test_kill9_worker_during_delivery_delivers_exactly_once(e2e_settings, broker
     with running_fleet(settings, roster) as fleet:
         fleet.store.create(NewCard(id="k1", title="survive a crash", target_agent="c0"))
         wait_until(
-            lambda: fleet.status("k1") != "ready", timeout=20, interval=0.002, what="k1 claimed"
+            lambda: fleet.status("k1") != "ready",
+            timeout=scaled(20),
+            interval=0.002,
+            what="k1 claimed",
         )
         fleet.kill_worker()  # kill -9 while the delivery is in flight
         claimed = fleet.store.get("k1")
         fleet.restart_worker()  # what `fleet up` does for a dead child
-        fleet.wait_status("k1", "done", timeout=60)
+        fleet.wait_status("k1", "done", timeout=scaled(60))
         assert fleet.deliveries_of("k1") == 1
         final = fleet.store.get("k1")
         assert final.token >= claimed.token
 
 
 def test_restart_redis_mid_run_loses_no_card(e2e_settings, broker) -> None:  # type: ignore[no-untyped-def]
-    settings = e2e_settings.model_copy(update={"lease_ttl": 6.0})
+    settings = e2e_settings.model_copy(update={"lease_ttl": scaled(6.0)})
     roster = stub_roster(
         [
             ("lead", "orchestrator"),
@@ -162,7 +169,7 @@ def test_restart_redis_mid_run_loses_no_card(e2e_settings, broker) -> None:  # t
         )
         wait_until(
             lambda: sum(fleet.status(i) == "done" for i in ids) >= 2,
-            timeout=30,
+            timeout=scaled(30),
             what="a couple of cards done",
         )
         broker.stop()
@@ -176,7 +183,7 @@ def test_restart_redis_mid_run_loses_no_card(e2e_settings, broker) -> None:  # t
 def test_hanging_agent_card_reclaimed_then_failed(e2e_settings, broker) -> None:  # type: ignore[no-untyped-def]
     # a hung agent still heartbeats busy, so its lease is renewed until card_timeout
     settings = e2e_settings.model_copy(
-        update={"lease_ttl": 2.0, "max_attempts": 2, "card_timeout": 1.0}
+        update={"lease_ttl": scaled(2.0), "max_attempts": 2, "card_timeout": scaled(1.0)}
     )
     roster = stub_roster(
         [("lead", "orchestrator"), ("enh", "enhancer"), ("stuck", "hanger")],
@@ -184,7 +191,7 @@ def test_hanging_agent_card_reclaimed_then_failed(e2e_settings, broker) -> None:
     )
     with running_fleet(settings, roster) as fleet:
         fleet.store.create(NewCard(id="h1", title="never finished", target_class="hanger"))
-        fleet.wait_status("h1", "failed", timeout=60)
+        fleet.wait_status("h1", "failed", timeout=scaled(60))
         card = fleet.store.get("h1")
         assert card.reason, "a failed card carries its reason"
         assert card.attempts == 2
@@ -208,11 +215,11 @@ def test_card_whose_delivery_always_fails_is_blocked(e2e_settings, broker) -> No
     )
     with running_fleet(e2e_settings, roster) as fleet:
         fleet.store.create(NewCard(id="nd1", title="never typed", target_agent="d0"))
-        fleet.wait_status("nd1", "blocked", timeout=90)
+        fleet.wait_status("nd1", "blocked", timeout=scaled(90))
         card = fleet.store.get("nd1")
         assert card.reason is not None and "delivery failed 3 times" in card.reason, card.reason
         assert "not accepted" in card.reason and card.attempts == 0
-        time.sleep(fleet.settings.tick_interval * 3)  # three ticks pass: it is not claimed again
+        time.sleep(scaled(fleet.settings.tick_interval * 3))  # three ticks: not claimed again
         events = fleet.store.events(card_id="nd1")
         kinds = [e.kind for e in events]
         assert kinds.count("claimed") == 3 and kinds[-1] == "blocked", kinds
@@ -237,12 +244,12 @@ def test_demo_runs_to_completion_on_the_embedded_broker(tmp_path) -> None:  # ty
             "--work",
             "0.1",
             "--timeout",
-            "120",
+            str(int(scaled(120))),
         ],
         capture_output=True,
         text=True,
         env=env,
-        timeout=200,
+        timeout=scaled(200),
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = json.loads(proc.stdout)

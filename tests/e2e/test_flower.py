@@ -19,6 +19,7 @@ from fleet_queue.queues import DELIVER_TASK
 from tests.support.fleet import Fleet
 from tests.support.poll import wait_until
 from tests.support.servers import free_port, wait_for_port
+from tests.support.timing import scaled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -37,7 +38,7 @@ def flower(team: Fleet, tmp_path: Path) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_for_port("127.0.0.1", port, timeout=60)
+        wait_for_port("127.0.0.1", port, timeout=scaled(60))
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
@@ -69,14 +70,14 @@ def test_flower_needs_auth_and_lists_deliveries_with_arguments(team: Fleet, flow
 
     # Flower hears task events only once its receiver is subscribed: beat's status
     # requests (every 0.5 s here) show when it is.
-    wait_until(tasks_named, timeout=30, what="flower to receive its first task events")
+    wait_until(tasks_named, timeout=scaled(30), what="flower to receive its first task events")
     team.store.create(NewCard(id="fl1", title="seen in flower", target_agent="c0"))
-    team.wait_status("fl1", "done", timeout=60)
+    team.wait_status("fl1", "done", timeout=scaled(60))
 
     def deliveries() -> list[dict[str, object]]:
         return tasks_named(DELIVER_TASK)
 
-    tasks = wait_until(deliveries, timeout=30, what="flower to list fleet.deliver_card")
+    tasks = wait_until(deliveries, timeout=scaled(30), what="flower to list fleet.deliver_card")
     assert any("fl1" in str(t.get("args")) and "c0" in str(t.get("args")) for t in tasks), tasks
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from fleet_queue.roster import parse_roster, write_roster
 from tests.support.netns import Namespace
+from tests.support.timing import scaled
 from workers.stub_agent import log_path, read_stub_log, received_messages
 
 Wrap = Callable[[Sequence[str]], list[str]]
@@ -31,8 +32,14 @@ FAST = {
     "FLEET_TICK_INTERVAL": "1",
     "FLEET_RECLAIM_INTERVAL": "1",
     "FLEET_HOST_STATUS_INTERVAL": "0.5",
-    "FLEET_LEASE_TTL": "5",
 }
+LEASE_TTL = 5.0
+"""Seconds on a quiet machine; ``lease_ttl()`` scales it by the measured slowness."""
+
+
+def lease_ttl() -> float:
+    """The hosts' lease, long enough for a worker on this machine, as loaded as it is now."""
+    return scaled(LEASE_TTL)
 
 
 NOISE = (
@@ -89,6 +96,7 @@ class FleetHost:
         home.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
         env.update(FAST)
+        env["FLEET_LEASE_TTL"] = str(lease_ttl())
         env.update({
             "FLEET_HOME": str(home), "FLEET_HOST": name, "FLEET_TENANT": tenant,
             "FLEET_BROKER_URL": broker_url, "FLEET_DATABASE_URL": database_url,

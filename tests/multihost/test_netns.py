@@ -23,13 +23,13 @@ import pytest
 
 from fleet_queue.cards import NewCard
 from fleet_queue.store import CardStore
-from tests.multihost.hosts import FleetHost, all_logs, card_marker, stub_agents
+from tests.multihost.hosts import FleetHost, all_logs, card_marker, lease_ttl, stub_agents
 from tests.support.netns import HubServers, Network, hub_servers, namespace_network
 from tests.support.poll import wait_until
+from tests.support.timing import scaled
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(300)]
 
-LEASE_TTL = 5.0
 AGENTS = {
     "hosta": [("lead", "orchestrator"), ("enh", "enhancer"), ("a0", "implementer")],
     "hostb": [("b0", "implementer"), ("b1", "reviewer")],
@@ -82,7 +82,7 @@ class MultiHost:
 
     def all_done(self, ids: list[str], timeout: float = 60.0) -> None:
         self.wait(
-            lambda: all(self.status(i) == "done" for i in ids), timeout,
+            lambda: all(self.status(i) == "done" for i in ids), scaled(timeout),
             f"all done: {[(i, self.status(i)) for i in ids]}",
         )  # fmt: skip
 
@@ -137,7 +137,7 @@ def multihost(tmp_path: Path) -> Iterator[MultiHost]:
             hosts["hosta"].start_beat()
             expected = {n: label for label in AGENTS for n in names(label)}
             fleet.wait(
-                lambda: available(store) == expected, 90,
+                lambda: available(store) == expected, scaled(90),
                 f"every agent reported available by its own host: {expected}",
             )  # fmt: skip
         print(f"multihost fleet up in {time.monotonic() - started:.1f}s")
@@ -184,7 +184,7 @@ def test_cards_go_to_their_hosts_and_survive_a_dead_host_worker(multihost: Multi
             NewCard(id="role", title="any implementer", target_class="implementer"),
         ])  # fmt: skip
         held = store.claim("a0", "implementer", "hosta", lease_ttl=120, card_id="busy-a0")
-        lost = store.claim("b0", "implementer", "hostb", lease_ttl=LEASE_TTL, card_id="role")
+        lost = store.claim("b0", "implementer", "hostb", lease_ttl=lease_ttl(), card_id="role")
         assert held is not None and lost is not None
         hostb.kill("worker")
         store.resume(by="test")
@@ -207,7 +207,7 @@ def test_cards_go_to_their_hosts_and_survive_a_dead_host_worker(multihost: Multi
 
         fleet.wait(
             lambda: "reclaimed" in fleet.kinds("role"),
-            LEASE_TTL + 15,
+            lease_ttl() + scaled(15),
             f"b0's lease on 'role' reclaimed: {fleet.kinds('role')}",
         )
         print(f"phase 2: b0's lease reclaimed {time.monotonic() - t1:.1f}s after the kill")
@@ -221,11 +221,11 @@ def test_cards_go_to_their_hosts_and_survive_a_dead_host_worker(multihost: Multi
             assert card.status != "failed", (card.reason, fleet.kinds("role"))
             pinned_wait()
 
-        fleet.hold(LEASE_TTL + 2, role_not_back_to_hostb)
+        fleet.hold(lease_ttl() + 2, role_not_back_to_hostb)
         store.complete("busy-a0", held.token, result="the test held a0's lease")
         fleet.wait(
             lambda: fleet.status("role") == "done",
-            30,
+            scaled(30),
             f"'role' done on hosta: {fleet.status('role')} {fleet.kinds('role')}",
         )
         assert fleet.receivers("role") == ["a0@hosta"]
@@ -233,7 +233,7 @@ def test_cards_go_to_their_hosts_and_survive_a_dead_host_worker(multihost: Multi
         fleet.hold(1.0, pinned_wait)
         dead_for = time.monotonic() - t1
         print(f"phase 2: hostb dead {dead_for:.1f}s; pinned cards waited")
-        assert dead_for > 2 * LEASE_TTL
+        assert dead_for > 2 * lease_ttl()
 
         # 3. hostb's worker is back: the pinned cards complete there, once each.
         t2 = time.monotonic()

@@ -24,6 +24,7 @@ from fleet_queue.store import CardStore
 from tests.multihost.hosts import FleetHost, all_logs, card_marker, stub_agents
 from tests.support.poll import wait_until
 from tests.support.servers import RedisServer
+from tests.support.timing import scaled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(240)]
 
@@ -113,7 +114,7 @@ def _run(hosts: dict[str, FleetHost], stores: dict[str, CardStore]) -> None:
     for tenant, store in stores.items():
         wait_until(
             partial(has_available, store, {n for n, _ in TEAMS[tenant]}),
-            timeout=90, interval=0.1, what=f"tenant {tenant}'s agents available",
+            timeout=scaled(90), interval=0.1, what=f"tenant {tenant}'s agents available",
         )  # fmt: skip
     for tenant, store in stores.items():
         store.create_many([
@@ -123,7 +124,7 @@ def _run(hosts: dict[str, FleetHost], stores: dict[str, CardStore]) -> None:
     for tenant, store in stores.items():
         wait_until(
             partial(all_done, store, SHARED_IDS),
-            timeout=60, interval=0.1,
+            timeout=scaled(60), interval=0.1,
             what=f"tenant {tenant}'s cards done: {[(i, store.get(i).status) for i in SHARED_IDS]}",
         )  # fmt: skip
     # Three more beat ticks: a stranded card would have been taken by now if it could be.

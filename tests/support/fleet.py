@@ -19,6 +19,7 @@ from fleet_queue.roster import Roster, parse_roster, write_roster
 from fleet_queue.settings import Settings
 from fleet_queue.store import CardStore
 from tests.support.poll import wait_until
+from tests.support.timing import scaled
 
 
 def stub_roster(
@@ -85,7 +86,7 @@ class Fleet:
 
     def restart_worker(self) -> None:
         self.processes.watch()
-        assert wait_for_worker(self.settings, timeout=30)
+        assert wait_for_worker(self.settings, timeout=scaled(30))
 
 
 def fleet_settings(home: Path, broker_url: str | None, socket: str, **overrides: Any) -> Settings:
@@ -135,14 +136,14 @@ def running_fleet(
     try:
         processes.start()
         start_agents(settings, roster, roster.names())
-        assert wait_for_worker(settings, timeout=60), _logs(settings)
+        assert wait_for_worker(settings, timeout=scaled(60)), _logs(settings)
         fleet = Fleet(settings=settings, roster=roster, store=store, processes=processes)
         wait_until(
             lambda: (
                 len([s for s in store.agent_statuses() if s.readiness == "available"])
                 == len(roster.agents)
             ),
-            timeout=30,
+            timeout=scaled(30),
             what="every stub agent to be reported available",
         )
         yield fleet
