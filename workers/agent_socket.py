@@ -29,6 +29,7 @@ import socket
 import socketserver
 import struct
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -209,6 +210,7 @@ class AgentSocketServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServ
 
     def answer(self, conn: socket.socket, line: bytes) -> dict[str, Any]:
         """The answer to one request line from the process at the other end of ``conn``."""
+        started = time.perf_counter()
         if len(line) >= self.max_request and not line.endswith(b"\n"):
             return Refusal("request too long for the agent socket").answer()
         pid = 0
@@ -230,7 +232,10 @@ class AgentSocketServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServ
         except Exception:  # the full command reports it as it always has
             log.exception("agent socket: %s: no answer; the caller runs the full command", agent)
             return Refusal("the host worker could not close the card").answer()
-        log.info("agent socket: %s %s %s token %s", agent, request.op, card.id, request.token)
+        log.info(
+            "agent socket: %s %s %s token %s in %.1f ms", agent, request.op, card.id,
+            request.token, (time.perf_counter() - started) * 1000,
+        )  # fmt: skip
         return {"ok": True, "card": card.to_dict()}
 
     def stop(self) -> None:
