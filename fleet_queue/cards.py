@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from fleet_queue.card_checks import check_new_card
 from fleet_queue.errors import UsageError
 from fleet_queue.sanitize import sanitize_text
 
@@ -134,6 +135,7 @@ class NewCard:
 
     def __post_init__(self) -> None:
         validate_card_id(self.id)
+        check_new_card(self)  # shell-safe ids, a string title, integers in range
         title = sanitize_text(str(self.title)).strip()
         if not title:
             raise UsageError(f"card {self.id}: title must not be empty")

@@ -73,11 +73,16 @@ def _items(data: Any, source: str) -> list[Any]:
 def _card(item: Any, source: str, index: int) -> NewCard:
     if not isinstance(item, Mapping):
         raise UsageError(f"{source}: item {index + 1} is not a mapping")
+    return _checked(item, f"{source}: item {index + 1}")
+
+
+def _checked(item: Mapping[str, Any], where: str) -> NewCard:
+    """One imported card, its raw values checked first; errors say ``where`` it was."""
     try:
         check_raw_card(item)
         return NewCard.from_mapping(item)
     except FleetError as exc:
-        raise UsageError(f"{source}: item {index + 1}: {exc.message}") from None
+        raise UsageError(f"{where}: {exc.message}") from None
 
 
 def _goal(goal: Any, source: str) -> dict[str, Any]:
@@ -123,8 +128,4 @@ def _jsonl(path: Path) -> Iterator[NewCard]:
             raise UsageError(f"{path}:{number}: not valid JSON: {exc.msg}") from None
         if not isinstance(item, Mapping):
             raise UsageError(f"{path}:{number}: expected a JSON object")
-        try:
-            check_raw_card(item)
-            yield NewCard.from_mapping(item)
-        except FleetError as exc:
-            raise UsageError(f"{path}:{number}: {exc.message}") from None
+        yield _checked(item, f"{path}:{number}")

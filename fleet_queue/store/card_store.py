@@ -39,6 +39,7 @@ class CardStore(Intake, Lifecycle, Recovery, ReadModels, FleetState):
             tenant=settings.tenant,
             host=settings.host,
             max_attempts=settings.max_attempts,
+            max_card_bytes=settings.max_card_bytes,
             on_change=on_change,
         )
 

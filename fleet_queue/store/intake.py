@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from fleet_queue.cards import BulkResult, Card, EventKind, NewCard
 from fleet_queue.errors import ConflictError, CycleError, NotFoundError
+from fleet_queue.limits import check_card_size
 from fleet_queue.store import rules
 from fleet_queue.store.rows import card_from_row
 from fleet_queue.store.statements import DONE, FAILED, chunks, one_more_dependency, route
@@ -30,6 +31,7 @@ class Intake(StoreBase):
 
     def create(self, new: NewCard) -> Card:
         """Create one ready card; a repeated idempotency key returns the existing card."""
+        check_card_size(new, self.max_card_bytes)
         try:
             with self._write() as tx:
                 existing = self._by_key(tx.conn, new.idempotency_key)
@@ -58,6 +60,8 @@ class Intake(StoreBase):
         dependencies may point at cards in the same batch or already stored.
         """
         batch = list(new_cards)
+        for new in batch:
+            check_card_size(new, self.max_card_bytes)
         rules.refuse_batch_duplicates(batch)
         with self._write() as tx:
             known_keys = self._existing_keys(tx.conn, [c.idempotency_key for c in batch])

@@ -63,6 +63,14 @@ def _refused(run: FleetRun) -> str:
     return lines[0]
 
 
+def _write(path: Path, content: str | bytes) -> Path:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
 # ---------------------------------------------------------------- the CLI
 
 CLI_CASES: list[tuple[str, list[str]]] = [
@@ -76,6 +84,17 @@ CLI_CASES: list[tuple[str, list[str]]] = [
     ("self dependency", ["backlog", "create", "--id", "B1", "--title", "x", "-d", "B1"]),
     ("max attempts zero", ["backlog", "create", "--title", "x", "--max-attempts", "0"]),
     ("no title", ["backlog", "create", "--id", "B1"]),
+    ("priority 2^63", ["backlog", "create", "--title", "x", "--priority", str(2**63)]),
+    (
+        "priority below int32",
+        ["backlog", "create", "--title", "x", "--priority", str(-(2**31) - 1)],
+    ),
+    ("shell in the id", ["backlog", "create", "--id", "y$(touch${IFS}pwned)", "--title", "x"]),
+    ("option-like id", ["backlog", "create", "--id=-rf", "--title", "x"]),
+    ("quote in the id", ["backlog", "create", "--id", "a'b", "--title", "x"]),
+    ("shell in a dependency", ["backlog", "create", "--title", "x", "-d", "a;b"]),
+    ("agent name with a slash", ["backlog", "create", "--title", "x", "--agent", "../w1"]),
+    ("body over the limit", ["backlog", "create", "--title", "x", "--body", "b" * 70_000]),
     ("unknown option", ["backlog", "create", "--title", "x", "--colour", "red"]),
     ("complete unclaimed", ["backlog", "complete", "A1", "--token", "1"]),
     ("complete unknown", ["backlog", "complete", "nope", "--token", "1"]),
@@ -138,11 +157,7 @@ IMPORT_CASES: list[tuple[str, str, str | bytes]] = [
 def test_imports_refuse(
     home: Path, tmp_path: Path, name: str, filename: str, content: str | bytes
 ) -> None:
-    path = tmp_path / filename
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
+    path = _write(tmp_path / filename, content)
     _refused(run_fleet("backlog", "import", str(path)))
 
 
@@ -240,11 +255,7 @@ ROSTER_CASES: list[tuple[str, str | bytes]] = [
 def test_rosters_refuse(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, content: str | bytes
 ) -> None:
-    path = tmp_path / "roster.yaml"
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
+    path = _write(tmp_path / "roster.yaml", content)
     with monkeypatch.context() as env:
         env.setenv("FLEET_ROSTER_PATH", str(path))
         line = _refused(run_fleet("roster", "validate"))
@@ -271,6 +282,15 @@ API_CASES: list[tuple[str, Callable[[Backlog], object]]] = [
     ("priority text", lambda b: b.create("B1", "t", priority="5")),  # type: ignore[arg-type]
     ("unknown dependency", lambda b: b.create("B1", "t", depends_on=["nope"])),
     ("max attempts zero", lambda b: b.create("B1", "t", max_attempts=0)),
+    ("title None", lambda b: b.create("B1", None)),  # type: ignore[arg-type]
+    ("priority 2^63", lambda b: b.create("B1", "t", priority=2**63)),
+    ("shell in the id", lambda b: b.create("y$(touch${IFS}pwned)", "t")),
+    ("max attempts 2^63", lambda b: b.create("B1", "t", max_attempts=2**63)),
+    ("body over the limit", lambda b: b.create("B1", "t", body="b" * 70_000)),
+    (
+        "bulk body over the limit",
+        lambda b: b.create_many([{"id": "B1", "title": "t", "body": "b" * 70_000}]),
+    ),
     ("bulk without title", lambda b: b.create_many([{"id": "B1"}])),
     ("bulk unknown field", lambda b: b.create_many([{"id": "B1", "title": "t", "x": 1}])),
     ("bulk duplicate", lambda b: b.create_many([{"id": "B1", "title": "t"}] * 2)),
