@@ -1,5 +1,9 @@
 """The card and what the store says about it: plain frozen values, no SQL.
 
+A card, a new card, a claim and its request, a reclaimed lease, an event and its kind, a
+bulk create's result. What the store holds of the fleet itself (agents' status rows, the
+pause flag) is in :mod:`fleet_queue.fleet_status`.
+
 Every type here is what the store hands out or takes in; they never change
 after creation (use ``dataclasses.replace`` for a changed copy). Times are
 timezone-aware UTC ``datetime`` values taken from the *database* clock, so that
@@ -24,11 +28,19 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
-from fleet_queue.card_checks import check_new_card
 from fleet_queue.errors import UsageError
+from fleet_queue.fleet_status import AgentStatus, PauseState, Readiness
+from fleet_queue.plain_data import plain_fields
 from fleet_queue.sanitize import sanitize_text
+
+__all__ = [  # the fleet's other values, still importable from here
+    "AgentStatus",
+    "PauseState",
+    "Readiness",
+    "plain_fields",
+]
 
 MAX_ID_LENGTH = 200
 _BAD_ID = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
@@ -36,26 +48,6 @@ _BAD_ID = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 DELIVERY_FAILED = "delivery failed"
 """How the reason of a delivery-failure release reads (``CardStore.release_undelivered``) for
 people; the store counts these releases in a column, never by this text."""
-
-
-def plain_fields(obj: Any) -> dict[str, Any]:
-    """A dataclass's fields as JSON-able values: datetimes in ISO 8601, enums by value,
-    tuples as lists (what every ``--json`` and the web board print)."""
-    out: dict[str, Any] = {}
-    for name in obj.__dataclass_fields__:
-        value = getattr(obj, name)
-        if isinstance(value, datetime):
-            value = value.isoformat()
-        elif isinstance(value, enum.Enum):
-            value = value.value
-        elif isinstance(value, tuple):
-            value = list(value)
-        out[name] = value
-    return out
-
-
-Readiness = Literal["working", "available", "stale", "dead", "unknown", "paused"]
-"""``paused``: the agent's host has ``run/PAUSED``; the tick gives it nothing."""
 
 
 class CardStatus(enum.StrEnum):
@@ -135,7 +127,6 @@ class NewCard:
 
     def __post_init__(self) -> None:
         validate_card_id(self.id)
-        check_new_card(self)  # shell-safe ids, a string title, integers in range
         title = sanitize_text(str(self.title)).strip()
         if not title:
             raise UsageError(f"card {self.id}: title must not be empty")
@@ -332,48 +323,6 @@ class Event:
             "token": self.token,
             "detail": self.detail,
             "at": self.at.isoformat(),
-        }
-
-
-@dataclass(frozen=True)
-class AgentStatus:
-    """What a host worker last saw of one agent (written per host, read by ``ps``/supervisor)."""
-
-    tenant_id: str
-    host: str
-    agent: str
-    runtime: str | None = None
-    agent_class: str | None = None
-    heartbeat_at: datetime | None = None
-    health: bool = False
-    heartbeat_status: str | None = None
-    pane_alive: bool = False
-    pid: int | None = None
-    pane_command: str | None = None
-    idle_seconds: float | None = None
-    readiness: Readiness = "unknown"
-    current_card: str | None = None
-    updated_at: datetime | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return plain_fields(self)
-
-
-@dataclass(frozen=True)
-class PauseState:
-    """The fleet-wide pause flag: nothing is dispatched while ``paused``."""
-
-    paused: bool
-    reason: str | None = None
-    by: str | None = None
-    at: datetime | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "paused": self.paused,
-            "reason": self.reason,
-            "by": self.by,
-            "at": self.at.isoformat() if self.at else None,
         }
 
 

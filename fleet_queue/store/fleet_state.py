@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fleet_queue.cards import AgentStatus, EventKind, PauseState
+from fleet_queue.cards import EventKind
+from fleet_queue.fleet_status import AgentStatus, PauseState
 from fleet_queue.store import rules
 from fleet_queue.store.rows import agent_from_row, agent_to_params
 from fleet_queue.store.transactions import StoreBase

@@ -26,15 +26,9 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, RowMapping
 
-from fleet_queue.cards import (
-    DELIVERY_FAILED,
-    Card,
-    Claim,
-    ClaimRequest,
-    EventKind,
-    PauseState,
-)
+from fleet_queue.cards import DELIVERY_FAILED, Card, Claim, ClaimRequest, EventKind
 from fleet_queue.errors import LeaseExpiredError, StaleTokenError, UsageError
+from fleet_queue.fleet_status import PauseState
 from fleet_queue.store import rules
 from fleet_queue.store.engine import db_now
 from fleet_queue.store.rows import card_from_row

@@ -10,16 +10,9 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from fleet_queue.cards import (
-    AgentStatus,
-    Card,
-    CardStatus,
-    Event,
-    EventKind,
-    PauseState,
-    epoch_to_datetime,
-)
+from fleet_queue.cards import Card, CardStatus, Event, EventKind, epoch_to_datetime
 from fleet_queue.errors import UsageError
+from fleet_queue.fleet_status import AgentStatus, PauseState
 from fleet_queue.store import rules
 from fleet_queue.store.rows import agent_from_row, card_from_row, event_from_row
 from fleet_queue.store.statements import BOARD_LANES, CLAIMED, READY, STATS_BY_STATUS

@@ -6,16 +6,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from fleet_queue.cards import (
-    AgentStatus,
-    Card,
-    CardStatus,
-    Event,
-    EventKind,
-    PauseState,
-    Readiness,
-    epoch_to_datetime,
-)
+from fleet_queue.cards import Card, CardStatus, Event, EventKind, epoch_to_datetime
+from fleet_queue.fleet_status import AgentStatus, PauseState, Readiness
 
 
 def _dt(value: float | None) -> datetime | None:
