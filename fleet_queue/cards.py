@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from fleet_queue.card_checks import check_new_card
 from fleet_queue.errors import UsageError
 from fleet_queue.fleet_status import AgentStatus, PauseState, Readiness
 from fleet_queue.plain_data import plain_fields
@@ -127,6 +128,7 @@ class NewCard:
 
     def __post_init__(self) -> None:
         validate_card_id(self.id)
+        check_new_card(self)  # shell-safe ids, a string title, integers in range
         title = sanitize_text(str(self.title)).strip()
         if not title:
             raise UsageError(f"card {self.id}: title must not be empty")

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from fleet_queue.cards import EventKind, epoch_to_datetime
 from fleet_queue.errors import NotFoundError, StoreUnavailableError
 from fleet_queue.fleet_status import PauseState
+from fleet_queue.limits import DEFAULT_MAX_CARD_BYTES
 from fleet_queue.store import migrate
 from fleet_queue.store.engine import WRITE, make_engine
 from fleet_queue.store.rows import pause_from_row
@@ -79,6 +80,7 @@ class StoreBase:
         host: str | None = None,
         *,
         max_attempts: int = 3,
+        max_card_bytes: int = DEFAULT_MAX_CARD_BYTES,
         on_change: ChangeHook | None = None,
         migrate_schema: bool = True,
         engine: Engine | None = None,
@@ -87,6 +89,7 @@ class StoreBase:
         self.tenant = tenant
         self.host = host or socket.gethostname()
         self.max_attempts = max_attempts
+        self.max_card_bytes = max_card_bytes
         self.on_change = on_change
         self.engine = engine or make_engine(url)
         self.sql = Statements(tenant, self.engine.dialect.name)
