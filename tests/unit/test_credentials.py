@@ -116,3 +116,18 @@ def test_flowers_command_line_holds_no_password(fleet_home: object) -> None:
 
     argv = flower_command(Settings(flower_auth="ops:s3cret"), 5555, "0.0.0.0")
     assert not [arg for arg in argv if "s3cret" in arg]
+
+
+def test_a_query_password_keeps_a_url_out_of_the_panes_environment(fleet_home: object) -> None:
+    from fleet_queue.roster import AgentSpec
+    from workers.runtimes import pane_env
+
+    agent = AgentSpec.model_validate({"name": "w1", "runtime": "stub", "class": "coder"})
+    secret = Settings(
+        database_url="postgresql+psycopg://u@db/f?password=hunter2",
+        broker_url="redis://hub:6379/0?password=hunter2",
+    )
+    env = pane_env(secret, agent, "fleet")
+    assert "hunter2" not in " ".join(env.values())
+    plain = Settings(broker_url="redis://hub:6379/0")
+    assert pane_env(plain, agent, "fleet")["FLEET_BROKER_URL"] == "redis://hub:6379/0"
