@@ -215,11 +215,14 @@ def rollout_entries(path: Path) -> list[dict[str, object]]:
 def codex_status(codex_home: Path, started: float) -> tuple[str, str | None]:
     """``busy`` from a ``task_started`` to its ``task_complete``, with the turn's card.
 
-    No rollout yet means Codex has not opened its session: still starting.
+    Codex 0.171 writes its rollout at the first prompt, not at start: before it, the
+    TUI is taken as ready once its app-server's control socket exists (it starts
+    that server while it opens), else still starting.
     """
     path = latest_rollout(codex_home, started)
     if path is None:
-        return STARTING, None
+        sock = codex_home / "app-server-control" / "app-server-control.sock"
+        return ("ok" if sock.exists() else STARTING), None
     status, card = "ok", None
     for entry in rollout_entries(path):
         kind = _event_type(entry)

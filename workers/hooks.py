@@ -10,8 +10,10 @@ Claude Code events (``settings.json`` hooks written by ``fleet start``):
 - ``UserPromptSubmit``: ``busy card=ID`` (the card named in the prompt) and the
   prompt's sha256 appended to ``run/<agent>.prompts``: the proof a delivery was
   taken;
-- ``Notification`` of a permission prompt or a question (elicitation): ``waiting``;
-  ``PostToolUse`` after it: ``busy`` again (the person answered);
+- ``PermissionRequest`` (the permission dialog is shown, ~0.1 s after the tool
+  call) and ``Notification`` of a permission prompt or a question (elicitation,
+  ~6 s later): ``waiting``; ``PostToolUse`` after it: ``busy`` again (the person
+  answered);
 - ``SessionEnd``: ``ok`` with no card (the process is leaving).
 
 Codex calls ``notify`` with a JSON argument at each turn's end: ``ok``.
@@ -42,7 +44,7 @@ def claude_event(run_dir: Path, agent: str, event: str, payload: dict[str, objec
         evidence.set_state(run_dir, agent, "busy", evidence.card_of(text))
     elif event in ("SessionStart", "Stop", "StopFailure", "SessionEnd"):
         evidence.set_state(run_dir, agent, "ok", None)
-    elif event == "Notification" and _asks_a_person(payload):
+    elif event == "PermissionRequest" or (event == "Notification" and _asks_a_person(payload)):
         evidence.set_state(run_dir, agent, "waiting", card)
     elif event == "PostToolUse" and state is not None and state[0] == "waiting":
         evidence.set_state(run_dir, agent, "busy", card)

@@ -22,7 +22,7 @@ from fleet_queue.errors import FleetError
 from fleet_queue.roster import AgentSpec, Roster
 from fleet_queue.settings import Settings
 from workers.heartbeat import Heartbeat, is_healthy, pid_alive, read_heartbeat, utcnow
-from workers.runtimes import launch_plan
+from workers.runtimes import LaunchPlan, launch_plan
 from workers.tmux import TmuxServer
 
 READINESS = ("working", "waiting", "available", "stale", "dead", "unknown")
@@ -123,7 +123,10 @@ def classify(
     healthy: bool,
     idle: float | None,
     busy_window: float = BUSY_WINDOW,
+    trust_status: bool = False,
 ) -> str:
+    """``trust_status``: the heartbeat's status is the runtime's own word (stub, hooks,
+    rollout), so a pane that redraws (a TUI's clock, a spinner) is no sign of work."""
     if pane is None or pane.dead or (pane.pid is not None and not pid_alive(pane.pid)):
         return "dead"
     if hb is None:
@@ -132,7 +135,7 @@ def classify(
         return "stale"
     if hb.status == "waiting":
         return "waiting"
-    if hb.status == "busy" or (idle is not None and idle < busy_window):
+    if hb.status == "busy" or (not trust_status and idle is not None and idle < busy_window):
         return "working"
     return "available"
 
@@ -171,7 +174,9 @@ def _probe_one(
     alive = pane is not None and not pane.dead
     idle = max(time.time() - pane.activity, 0.0) if alive and pane and pane.activity else None
     process = process_name(pane.pid) if alive and pane else None
-    readiness = classify(pane, hb, healthy, idle, busy_window)
+    plan = _plan(settings, roster, agent)
+    trust = plan is not None and plan.native_heartbeat and agent.runtime != "stub"
+    readiness = classify(pane, hb, healthy, idle, busy_window, trust_status=trust)
     return AgentProbe(
         tenant_id=agent.tenant_or(settings.tenant),
         host=settings.host,
@@ -189,21 +194,22 @@ def _probe_one(
         health=healthy and readiness not in ("dead", "stale"),
         heartbeat_status=hb.status if hb else None,
         readiness=readiness,
-        drift=_drift(settings, roster, agent, process) if alive else None,
+        drift=_drift(plan, process) if alive else None,
         current_card=hb.card if hb and hb.status in ("busy", "waiting") else None,
         updated_at=now,
     )
 
 
-def _drift(
-    settings: Settings, roster: Roster, agent: AgentSpec, process: str | None
-) -> bool | None:
-    """True when the pane's process is not what the roster's runtime would run."""
-    if process is None:
-        return None
+def _plan(settings: Settings, roster: Roster, agent: AgentSpec) -> LaunchPlan | None:
     try:
-        plan = launch_plan(settings, roster, agent)
+        return launch_plan(settings, roster, agent)
     except FleetError:
+        return None
+
+
+def _drift(plan: LaunchPlan | None, process: str | None) -> bool | None:
+    """True when the pane's process is not what the roster's runtime would run."""
+    if process is None or plan is None:
         return None
     return process not in plan.process_names
 

@@ -35,6 +35,7 @@ CLAUDE_EVENTS = (
     "Stop",
     "StopFailure",
     "Notification",
+    "PermissionRequest",
     "PostToolUse",
     "SessionEnd",
 )
