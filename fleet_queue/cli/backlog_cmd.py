@@ -18,7 +18,7 @@ import typer
 from fleet_queue.cards import Card, CardStatus, NewCard
 from fleet_queue.cli.common import JsonFlag, emit, get_console, print_table
 from fleet_queue.cli.common import settings_of as _settings_of
-from fleet_queue.settings import Settings
+from fleet_queue.settings import YEAR, Settings
 
 if TYPE_CHECKING:  # SQLAlchemy and rich.progress load only for the commands that use them
     from fleet_queue.store import CardStore
@@ -32,10 +32,12 @@ PROGRESS_FROM = 1000
 
 CARD_COLUMNS = ["id", "status", "priority", "title", "phase", "target", "owner", "token", "deps"]
 
-TokenOpt = Annotated[int, typer.Option("--token", "-t", help="Fencing token of your lease.")]
+TokenOpt = Annotated[
+    int, typer.Option("--token", "-t", help="Fencing token of your lease.", min=0, max=2**63 - 1)
+]
 Ttl = Annotated[
     float | None,
-    typer.Option("--ttl", help="Lease seconds [default: FLEET_LEASE_TTL].", min=0),
+    typer.Option("--ttl", help="Lease seconds [default: FLEET_LEASE_TTL].", min=0, max=YEAR),
 ]
 
 
