@@ -32,7 +32,7 @@ from tests.support.poll import wait_until
 from workers import evidence
 from workers.heartbeat import read_heartbeat, utcnow
 from workers.probe import probe_agents
-from workers.runtimes import check_launchable, launch_plan
+from workers.runtimes import LaunchPlan, check_launchable, launch_plan
 from workers.sessions import start_agents, stop_agents
 from workers.tmux import TmuxServer, pane_target
 
@@ -183,6 +183,18 @@ def paste_and_enter(settings: Settings, name: str, text: str) -> None:
     )  # fmt: skip
 
 
+def paste_until_taken(settings: Settings, plan: LaunchPlan, text: str) -> None:
+    """Paste with its Enter; the runtime's own record must show it taken, then the turn end."""
+    since = utcnow()
+    paste_and_enter(settings, plan.agent, text)
+    wait_until(
+        functools.partial(evidence.prompt_seen, plan, evidence.sha256(text), since),
+        TURN_TIMEOUT,
+        what=f"{text[:30]!r} taken with its Enter",
+    )
+    wait_until(lambda: status_of(settings, plan.agent)[0] == "ok", TURN_TIMEOUT, what="turn end")
+
+
 def card_text(card: str) -> str:
     return (
         f"[from test] Card {card}: check the adapter\n\nA body line.\n\n"
@@ -233,14 +245,7 @@ def test_claude_enter_with_the_paste_is_never_swallowed(
     long_body = "\n".join(f"line {i} of a long card body, enough to fold" for i in range(80))
     for i in range(6):
         text = card_text(f"T-{i}") + ("\n" + long_body if i % 2 else "")
-        since = utcnow()
-        paste_and_enter(rt_settings, "cc", text)
-        wait_until(
-            functools.partial(evidence.prompt_seen, plan, evidence.sha256(text), since),
-            TURN_TIMEOUT,
-            what=f"prompt {i} taken with its Enter",
-        )
-        wait_until(lambda: status_of(rt_settings, "cc")[0] == "ok", TURN_TIMEOUT, what="Stop")
+        paste_until_taken(rt_settings, plan, text)
 
 
 def test_claude_permission_prompt_is_waiting_and_a_crash_is_dead(
@@ -349,15 +354,7 @@ def test_codex_typed_keys_need_a_pause_before_enter_a_paste_does_not(
     server.run("send-keys", "-t", target, "C-u")
     time.sleep(0.5)
     for i in range(4):
-        text = card_text(f"Y-{i}")
-        since = utcnow()
-        paste_and_enter(rt_settings, "cx", text)
-        wait_until(
-            functools.partial(evidence.prompt_seen, plan, evidence.sha256(text), since),
-            TURN_TIMEOUT,
-            what=f"pasted prompt {i} taken with its Enter",
-        )
-        wait_until(lambda: status_of(rt_settings, "cx")[0] == "ok", TURN_TIMEOUT, what="turn end")
+        paste_until_taken(rt_settings, plan, card_text(f"Y-{i}"))
 
 
 # --- as a normal user ---------------------------------------------------------------
