@@ -67,19 +67,6 @@ def deliverer_for(ctx: FleetContext) -> Deliverer:
     return deliverer
 
 
-def fence_card(card: Card | None, token: int, agent: str) -> tuple[Card | None, str]:
-    """The card when this message may still type it, else why not."""
-    if card is None:
-        return None, "no such card"
-    if card.status != "claimed" or card.lease_owner != agent or card.token != token:
-        return None, (
-            f"stale delivery: card is {card.status}, owner {card.lease_owner}, token {card.token}"
-        )
-    if card.delivered_at is not None:
-        return None, "already delivered under this token"
-    return card, ""
-
-
 def first_typing(ctx: FleetContext, card_id: str, token: int) -> bool:
     """At most one typing per (card, token), even when Celery redelivers the message."""
     key = redis_key(ctx.settings.tenant, f"typed:{card_id}:{token}")
@@ -90,8 +77,9 @@ def first_typing(ctx: FleetContext, card_id: str, token: int) -> bool:
 def deliver(task: Task, card_id: str, token: int, agent: str) -> dict[str, Any]:
     ctx = _ctx(task)
     store = ctx.store
-    found, pause = store.delivery_view(card_id)  # the fence's card and pause flag, one read
-    card, why = fence_card(found, token, agent)
+    # the fence: token, owner, not yet typed, and lease time left, with the pause flag
+    gate = store.begin_delivery(card_id, token, agent, lease_margin(ctx))
+    card, pause, why = gate.card, gate.pause, gate.refusal
     if card is None:
         _drop(ctx, card_id, token, agent, why)
         return {"dropped": why}
