@@ -173,8 +173,9 @@ class CloseRequest:
 
 def close_card(ctx: FleetContext, agent: str, request: CloseRequest) -> Card:
     """The store's own ``complete``/``fail`` (same events, errors and nudge as the full
-    command), for a card that ``agent`` holds or last held. The token fences the rest: a
-    card reclaimed and claimed again since this check carries a new token."""
+    command), for a card that ``agent`` holds or last held. The store checks the owner
+    again in its fenced write, so a card reclaimed and claimed by another agent since this
+    read is refused even under that agent's token."""
     store = ctx.store
     card = store.get(request.card)  # NotFoundError, as the full command says it
     if card.lease_owner != agent:
@@ -184,9 +185,9 @@ def close_card(ctx: FleetContext, agent: str, request: CloseRequest) -> Card:
             " only its own cards"
         )
     if request.op == "done":
-        return store.complete(request.card, request.token, request.text)
+        return store.complete(request.card, request.token, request.text, owner=agent)
     assert request.text is not None
-    return store.fail(request.card, request.token, request.text)
+    return store.fail(request.card, request.token, request.text, owner=agent)
 
 
 # --- the server -----------------------------------------------------------------------------

@@ -315,31 +315,36 @@ class Lifecycle(StoreBase):
             )
         return [card_id for card_id, _, _ in renewed]
 
-    def complete(self, card_id: str, token: int, result: str | None = None) -> Card:
+    def complete(
+        self, card_id: str, token: int, result: str | None = None, *, owner: str | None = None
+    ) -> Card:
         """Mark the card done; its dependents lose one unmet dependency.
 
         Repeating the completion with the same token is a no-op that returns the card,
         so an agent that runs ``fleet card done`` twice does not fail the second time.
+        With ``owner`` (the agent socket), only while ``owner`` holds the lease.
         """
         with self._write() as tx:
             try:
                 values = finish(DONE, result=result)
-                row = self._fenced(tx, card_id, token, values, action="complete")
+                row = self._fenced(tx, card_id, token, values, action="complete", owner=owner)
             except StaleTokenError:
                 current = self._must(tx.conn, card_id)
-                if current["status"] == DONE and current["token"] == token:
+                same = current["status"] == DONE and current["token"] == token
+                if same and owner in (None, current["lease_owner"]):
                     return card_from_row(current)
                 raise
             tx.conn.execute(self.sql.release_dependents(card_id))
             self._lease_event(tx, row, EventKind.DONE, token, result)
             return card_from_row(row)
 
-    def fail(self, card_id: str, token: int, reason: str) -> Card:
-        """The lease holder gives up: the card is failed with ``reason`` (unblock requeues it)."""
+    def fail(self, card_id: str, token: int, reason: str, *, owner: str | None = None) -> Card:
+        """The lease holder gives up: the card is failed with ``reason`` (unblock requeues it).
+        With ``owner`` (the agent socket), only while ``owner`` holds the lease."""
         reason = rules.clean_reason(reason)
         with self._write() as tx:
             values = finish(FAILED, reason=reason)
-            row = self._fenced(tx, card_id, token, values, action="fail")
+            row = self._fenced(tx, card_id, token, values, action="fail", owner=owner)
             self._lease_event(tx, row, EventKind.FAILED, token, reason)
             return card_from_row(row)
 

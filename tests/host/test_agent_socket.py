@@ -18,6 +18,7 @@ import pytest
 
 from fleet_queue.cards import EventKind, NewCard
 from fleet_queue.context import FleetContext
+from fleet_queue.errors import StaleTokenError
 from fleet_queue.fast_close import ask, socket_path
 from fleet_queue.roster import write_roster
 from fleet_queue.settings import Settings
@@ -206,3 +207,19 @@ def test_the_socket_is_private_and_a_dead_workers_socket_is_replaced(host: Host)
     assert again is not None
     host.server = again
     assert start_agent_socket(host.ctx) is None  # a live one is left to serve
+
+
+def test_the_store_checks_the_owner_in_its_fenced_write(host: Host) -> None:
+    """The socket reads the card's owner before it writes; a lease that moves to another
+    agent in between is still refused, by the write itself, under the right token."""
+    store = host.ctx.store
+    token = host.claim("k5", "a1")
+    with pytest.raises(StaleTokenError, match="leased to a1, not a0"):
+        store.complete("k5", token, None, owner="a0")
+    with pytest.raises(StaleTokenError, match="leased to a1, not a0"):
+        store.fail("k5", token, "not mine", owner="a0")
+    assert store.get("k5").status == "claimed"
+    done = store.complete("k5", token, None, owner="a1")
+    assert store.complete("k5", token, None, owner="a1") == done  # the repeat stays a no-op
+    with pytest.raises(StaleTokenError):
+        store.complete("k5", token, None, owner="a0")
