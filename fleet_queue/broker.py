@@ -74,14 +74,55 @@ def embedded_redis_binary() -> Path:
     return binary
 
 
+def embedded_broker_command(settings: Settings) -> list[str]:
+    """The embedded redis-server: a private unix socket, AOF on, never evicting.
+
+    Prepares its directories and clears a socket a dead server left behind.
+    """
+    sock = settings.embedded_broker_socket
+    data_dir = settings.home / "redis"
+    ensure_private_dir(data_dir)  # the AOF holds every message: 0700 (docs/security.md)
+    ensure_private_dir(sock.parent)
+    sock.unlink(missing_ok=True)
+    return [
+        str(embedded_redis_binary()),
+        "--port", "0",
+        "--unixsocket", str(sock),
+        "--unixsocketperm", "700",
+        "--dir", str(data_dir),
+        "--appendonly", "yes",
+        "--appendfsync", "everysec",
+        "--maxmemory-policy", "noeviction",
+        "--daemonize", "no",
+        "--logfile", str(data_dir / "redis.log"),
+    ]  # fmt: skip
+
+
+def wait_for_broker(
+    settings: Settings, process: subprocess.Popen[bytes], timeout: float = 10.0
+) -> None:
+    """Return once the broker answers; ``BrokerError`` when its process exits or time is up."""
+    deadline = time.monotonic() + timeout
+    while not broker_reachable(settings):
+        if process.poll() is not None:
+            log = settings.home / "redis" / "redis.log"
+            raise BrokerError(f"the embedded broker exited at start; see {log}")
+        if time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise BrokerError(f"the embedded broker did not answer within {timeout}s")
+        time.sleep(0.02)
+
+
 @dataclass
 class EmbeddedBroker:
-    """A running embedded redis-server; ``stop`` shuts it down with a final save."""
+    """An embedded redis-server started outside ``fleet up``'s supervision (tests, scripts)."""
 
     process: subprocess.Popen[bytes]
     socket_path: Path
 
     def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM: redis-server saves and exits; SIGKILL when it does not in ``timeout``."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -95,30 +136,11 @@ def start_embedded_broker(settings: Settings, timeout: float = 10.0) -> Embedded
     """Start the embedded broker, or return None when one already answers on the socket."""
     if broker_reachable(settings):
         return None
-    sock = settings.embedded_broker_socket
-    data_dir = settings.home / "redis"
-    ensure_private_dir(data_dir)  # the AOF holds every message: 0700 (docs/security.md)
-    ensure_private_dir(sock.parent)
-    sock.unlink(missing_ok=True)
-    cmd = [
-        str(embedded_redis_binary()),
-        "--port", "0",
-        "--unixsocket", str(sock),
-        "--unixsocketperm", "700",
-        "--dir", str(data_dir),
-        "--appendonly", "yes",
-        "--appendfsync", "everysec",
-        "--maxmemory-policy", "noeviction",
-        "--daemonize", "no",
-        "--logfile", str(data_dir / "redis.log"),
-    ]  # fmt: skip
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + timeout
-    while not broker_reachable(settings):
-        if process.poll() is not None:
-            raise BrokerError(f"the embedded broker exited at start; see {data_dir / 'redis.log'}")
-        if time.monotonic() > deadline:
-            process.kill()
-            raise BrokerError(f"the embedded broker did not answer within {timeout}s")
-        time.sleep(0.02)
-    return EmbeddedBroker(process=process, socket_path=sock)
+    process = subprocess.Popen(
+        embedded_broker_command(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a Ctrl-C at the terminal must not reach it first
+    )
+    wait_for_broker(settings, process, timeout)
+    return EmbeddedBroker(process=process, socket_path=settings.embedded_broker_socket)

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from fleet_queue.cards import NewCard
@@ -21,6 +25,7 @@ from fleet_queue.settings import Settings
 
 if TYPE_CHECKING:
     from fleet_queue.store import CardStore
+    from fleet_queue.up import HostAgents
 
 DEMO_AGENTS = [
     ("orchestrator", "orchestrator"),
@@ -121,11 +126,17 @@ def demo_cards() -> list[NewCard]:
 
 
 def run_demo(
-    work_seconds: float = 0.5, timeout: float = 180.0, quiet: bool = False, keep: bool = False
+    agents: HostAgents,
+    work_seconds: float = 0.5,
+    timeout: float = 180.0,
+    quiet: bool = False,
+    keep: bool = False,
 ) -> DemoReport:
     """Bring a stub fleet up, feed it the demo graph, wait for the end, tear it down.
 
-    The temporary home (store, logs, stub logs) is removed afterwards unless ``keep``.
+    Torn down on success, failure, Ctrl-C and SIGTERM alike: no process, tmux server or
+    lock of the demo outlives it. The temporary home (store, logs, stub logs) is removed
+    afterwards unless ``keep``.
     """
     from fleet_queue.up import running_fleet
 
@@ -133,7 +144,7 @@ def run_demo(
     write_demo_roster(settings, work_seconds)
     started = time.monotonic()
     try:
-        with running_fleet(settings) as (store, _procs):
+        with interrupted_by_sigterm(), running_fleet(settings, agents) as (store, _procs):
             store.create_many(demo_cards())
             wait_for_cards(store, len(DEMO_CARDS), timeout, quiet)
             report = build_report(store, time.monotonic() - started)
@@ -142,6 +153,20 @@ def run_demo(
             shutil.rmtree(settings.home, ignore_errors=True)
     report.home = str(settings.home) if keep else None
     return report
+
+
+@contextmanager
+def interrupted_by_sigterm() -> Iterator[None]:
+    """SIGTERM ends the demo the way Ctrl-C does, through its clean-up, not around it."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def wait_for_cards(store: CardStore, total: int, timeout: float, quiet: bool) -> None:

@@ -126,6 +126,8 @@ def _orphan(status: AgentStatus, now: datetime, settings: Settings) -> FleetRow:
 def _readiness(status: AgentStatus | None, fresh: bool) -> str:
     if status is None:
         return "unreported"
+    if status.readiness == "stopped":  # stopped on purpose: no host is missing
+        return "stopped"
     return str(status.readiness) if fresh else "stale host"
 
 

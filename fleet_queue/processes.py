@@ -2,25 +2,49 @@
 
 ``fleet worker`` and ``fleet beat`` are the conventional Celery commands with
 our queue and node names filled in; ``fleet up`` runs them as children,
-restarts a child that dies, and stops everything on SIGINT/SIGTERM.
+restarts a child that dies (the broker first, each with its own backoff), and
+stops them worker first, broker last. Every child gets a session of its own,
+so a Ctrl-C at the terminal reaches ``fleet up`` alone, which then stops them
+in that order (a broker that got the signal first left the worker tracebacks).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from fleet_queue.broker import EmbeddedBroker, start_embedded_broker
-from fleet_queue.queues import control_queue, host_queue, node_name
+from fleet_queue.broker import (
+    broker_reachable,
+    embedded_broker_command,
+    redis_client,
+    wait_for_broker,
+)
+from fleet_queue.errors import FleetError
+from fleet_queue.queues import control_queue, host_queue, node_name, redis_key
 from fleet_queue.serving import refuse_open_bind
 from fleet_queue.settings import Settings
 
 CELERY = [sys.executable, "-m", "celery", "-A", "fleet_queue.celery_app"]
 STOP_TIMEOUT = 15.0
+BACKOFF_FIRST = 0.5
+"""Seconds before the first restart of a child that died; doubled per quick death."""
+BACKOFF_MAX = 30.0
+STABLE_AFTER = 30.0
+"""A child that ran this long before dying starts its backoff afresh."""
+BEAT_REFUSED = 3
+"""beat's exit status when another beat of the tenant holds the lock (celery_app)."""
+STOP_ORDER = ("worker", "beat", "flower", "board", "broker")
+"""The worker finishes the delivery in hand while the broker still answers; the broker last."""
+
+ChildState = Literal["running", "restarting", "stopped"]
 
 
 def worker_command(settings: Settings, concurrency: int = 4, loglevel: str = "INFO") -> list[str]:
@@ -55,6 +79,11 @@ def flower_command(settings: Settings, port: int = 5555, address: str = "127.0.0
     return cmd
 
 
+def board_command(port: int) -> list[str]:
+    """The web board on loopback (``fleet board --serve``): its own process, like Flower."""
+    return [sys.executable, "-m", "fleet_queue", "board", "--serve", "--port", str(port)]
+
+
 def child_env(settings: Settings) -> dict[str, str]:
     """The children see the same settings as this process, whatever came from options."""
     env = dict(os.environ)
@@ -68,76 +97,191 @@ def child_env(settings: Settings) -> dict[str, str]:
 
 @dataclass
 class Child:
+    """One supervised process: its command, log, and what ``fleet up`` shows of it."""
+
     name: str
     command: list[str]
     log_path: Path
+    ready: Callable[[subprocess.Popen[bytes]], None] | None = None
+    """Waits until the started process serves (the broker answers); raises ``FleetError``."""
+    extra_env: dict[str, str] = field(default_factory=dict)
+    url: str | None = None
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    quick_deaths: int = 0
+    started_at: float = 0.0
+    retry_at: float | None = None
+    last_exit: int | None = None
+    stopped: bool = False
 
     def start(self, env: dict[str, str]) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            self.command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        log.close()
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                env={**env, **self.extra_env},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.started_at = time.monotonic()
+        self.retry_at = None
+        self.stopped = False
+        if self.ready is not None:
+            self.ready(self.process)
 
     @property
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.alive and self.process is not None else None
+
+    @property
+    def state(self) -> ChildState:
+        if self.stopped or self.process is None:
+            return "stopped"
+        return "running" if self.alive else "restarting"
+
+    def note_death(self, now: float) -> bool:
+        """Schedule the restart of a child that died, with backoff; True when it died now."""
+        if self.stopped or self.process is None or self.alive or self.retry_at is not None:
+            return False
+        self.last_exit = self.process.returncode
+        ran = now - self.started_at
+        self.quick_deaths = 1 if ran >= STABLE_AFTER else self.quick_deaths + 1
+        delay = min(BACKOFF_FIRST * 2 ** (self.quick_deaths - 1), BACKOFF_MAX)
+        self.retry_at = now + delay
+        return True
+
+    def due(self, now: float) -> bool:
+        return not self.stopped and self.retry_at is not None and now >= self.retry_at
+
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        if self.process is None or self.process.poll() is not None:
+        """SIGTERM and wait (Celery finishes the task in hand); SIGKILL the group after
+        ``timeout``, and anything the child left in its session."""
+        self.stopped = True
+        process = self.process
+        if process is None:
             return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 @dataclass
 class FleetProcesses:
-    """Broker + host worker + beat for one host; ``watch`` restarts the dead."""
+    """Broker + host worker + beat (+ board, Flower) for one host; ``watch`` restarts the dead."""
 
     settings: Settings
     with_beat: bool = True
     concurrency: int = 4
-    broker: EmbeddedBroker | None = None
+    board_port: int | None = None
+    flower_port: int | None = None
     children: list[Child] = field(default_factory=list)
 
     def start(self) -> None:
+        """Start every child, the broker first; stop those started when one cannot start."""
         self.settings.run_dir.mkdir(parents=True, exist_ok=True)
-        if self.settings.broker_is_embedded:
-            self.broker = start_embedded_broker(self.settings)
-        logs = self.settings.home / "logs"
-        self.children = [
-            Child("worker", worker_command(self.settings, self.concurrency), logs / "worker.log")
-        ]
-        if self.with_beat:
-            self.children.append(Child("beat", beat_command(self.settings), logs / "beat.log"))
+        self.children = self._plan()
         env = child_env(self.settings)
-        for child in self.children:
-            child.start(env)
+        try:
+            for child in self.children:
+                child.start(env)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _plan(self) -> list[Child]:
+        settings = self.settings
+        logs = settings.home / "logs"
+        children = []
+        if settings.broker_is_embedded and not broker_reachable(settings):
+            children.append(
+                Child(
+                    "broker",
+                    embedded_broker_command(settings),
+                    logs / "broker.log",
+                    ready=lambda process: wait_for_broker(settings, process),
+                )
+            )
+        children.append(
+            Child("worker", worker_command(settings, self.concurrency), logs / "worker.log")
+        )
+        if self.with_beat:
+            children.append(Child("beat", beat_command(settings), logs / "beat.log"))
+        if self.board_port is not None:
+            url = f"http://127.0.0.1:{self.board_port}/"
+            children.append(
+                Child("board", board_command(self.board_port), logs / "board.log", url=url)
+            )
+        if self.flower_port is not None:
+            from fleet_queue.credentials import flower_environment
+
+            children.append(
+                Child(
+                    "flower",
+                    flower_command(settings, self.flower_port),
+                    logs / "flower.log",
+                    extra_env=flower_environment(settings),
+                    url=f"http://127.0.0.1:{self.flower_port}/",
+                )
+            )
+        return children
+
+    @property
+    def owns_broker(self) -> bool:
+        return any(child.name == "broker" for child in self.children)
 
     def watch(self) -> list[str]:
-        """Restart children that died; the names restarted."""
+        """Restart the children that died, each after its backoff, the broker before the
+        rest (a worker started without its broker only waits for it); the names restarted."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.note_death(now) and child.name == "beat":
+                self._release_beat_lock(child)
         restarted = []
         env = child_env(self.settings)
         for child in self.children:
-            if not child.alive:
-                child.restarts += 1
+            if not child.due(now):
+                continue
+            try:
                 child.start(env)
-                restarted.append(child.name)
+            except FleetError:
+                child.note_death(time.monotonic())
+            child.restarts += 1
+            restarted.append(child.name)
+            if child.name == "broker" and not child.alive:
+                break
         return restarted
 
+    def _release_beat_lock(self, beat: Child) -> None:
+        """Our beat died holding the fleet's beat lock: free it so its restart is not refused
+        for the lock's lifetime. Not when it exited because another beat holds it."""
+        if beat.last_exit == BEAT_REFUSED:
+            return
+        with contextlib.suppress(Exception):
+            redis_client(self.settings, timeout=1.0, fail_fast=True).delete(
+                redis_key(self.settings.tenant, "beat")
+            )
+
     def stop(self) -> None:
-        for child in reversed(self.children):
-            child.stop()
-        if self.broker is not None:
-            self.broker.stop()
-            self.broker = None
+        """Worker first, then beat, the web UIs, and the broker last."""
+        for name in STOP_ORDER:
+            for child in self.children:
+                if child.name == name:
+                    child.stop()
+                    if name == "beat":
+                        self._release_beat_lock(child)
 
     def child(self, name: str) -> Child:
         return next(c for c in self.children if c.name == name)

@@ -1,46 +1,171 @@
-"""``fleet up``: everything one host needs, in the foreground, with a live summary.
+"""``fleet up``: everything one host needs, supervised, with a summary that tells the truth.
 
-Starts the embedded broker (unless an external one is configured), the
-roster's agent sessions on this host, a host worker and beat; restarts a child
-that dies; stops all of it cleanly on Ctrl-C or SIGTERM.
+Starts the embedded broker (unless an external one is configured), a host worker,
+beat, optionally the web board and Flower, and this host's agents; restarts a
+child that dies (broker first, with backoff); stops all of it on Ctrl-C, SIGTERM
+or ``fleet down``: worker, beat, broker, then the agents and the fleet's tmux
+server, and marks the agents ``stopped`` in the store so ``fleet ps`` says so.
+
+The agents are the host layer's (``workers``): the caller hands in how to start
+and stop them (``HostAgents``), so this module decides and never imports it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from fleet_queue.celery_control import wait_for_worker
 from fleet_queue.composition import open_card_store
 from fleet_queue.errors import FleetError
 from fleet_queue.processes import FleetProcesses
-from fleet_queue.roster import load_roster
-from fleet_queue.settings import Settings
+from fleet_queue.settings import Settings, mask_url
+from fleet_queue.up_state import UpLock, up_log_path, write_state
 
 if TYPE_CHECKING:
     from fleet_queue.store import CardStore
 
 
+@dataclass(frozen=True)
+class HostAgents:
+    """This host's agent sessions: ``start`` every local one of the roster; ``stop`` every
+    local one of the roster as it is now (agents added at run time too) and the tmux server."""
+
+    start: Callable[[Settings], None]
+    stop: Callable[[Settings], None]
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    with_beat: bool = True
+    keep_agents: bool = False
+    board_port: int | None = None
+    flower_port: int | None = None
+
+
 @contextmanager
 def running_fleet(
-    settings: Settings, with_beat: bool = True, keep_agents: bool = False
+    settings: Settings, agents: HostAgents, options: UpOptions = UpOptions()
 ) -> Iterator[tuple[CardStore, FleetProcesses]]:
-    """The fleet running on this host for the duration of the block."""
-    from workers.sessions import local_agents, start_agents, stop_agents
-
-    roster = load_roster(settings.effective_roster_path)
-    store = open_card_store(settings)
-    processes = FleetProcesses(settings, with_beat=with_beat)
-    names = [agent.name for agent in local_agents(settings, roster)]
+    """The fleet running on this host for the duration of the block, under ``run/up.pid``."""
+    lock = UpLock.acquire(settings)
+    store: CardStore | None = None
+    processes = FleetProcesses(
+        settings,
+        with_beat=options.with_beat,
+        board_port=options.board_port,
+        flower_port=options.flower_port,
+    )
     try:
+        store = open_card_store(settings)
+        publish(settings, processes, "starting")
         processes.start()
-        start_agents(settings, roster, names)
+        publish(settings, processes, "starting")
+        agents.start(settings)
         if not wait_for_worker(settings):
             raise FleetError(f"the host worker did not start; see {settings.home / 'logs'}")
+        publish(settings, processes, "running")
         yield store, processes
     finally:
-        processes.stop()
-        if not keep_agents:
-            stop_agents(settings, roster, names)
-        store.close()
+        publish(settings, processes, "stopping")
+        try:
+            processes.stop()
+            if not options.keep_agents:
+                agents.stop(settings)
+                if store is not None:
+                    mark_agents_stopped(store, settings)
+        finally:
+            if store is not None:
+                store.close()
+            lock.release()
+
+
+def mark_agents_stopped(store: CardStore, settings: Settings) -> None:
+    """This host's agent rows say ``stopped``: a fleet stopped on purpose is not a lost host."""
+    rows = store.agent_statuses(host=settings.host)
+    store.upsert_agent_statuses(
+        [
+            replace(
+                row,
+                readiness="stopped",
+                health=False,
+                pane_alive=False,
+                pid=None,
+                current_card=None,
+            )
+            for row in rows
+        ]
+    )
+
+
+def supervise(
+    settings: Settings,
+    processes: FleetProcesses,
+    stopping: Callable[[float], bool],
+    show: Callable[[list[str]], None],
+    interval: float = 1.0,
+) -> None:
+    """Watch and restart until ``stopping(interval)`` is true; ``show`` after each round."""
+    last: list[dict[str, Any]] = []
+    while not stopping(interval):
+        restarted = processes.watch()
+        rows = child_rows(settings, processes)
+        if rows != last or restarted:
+            publish(settings, processes, "running")
+            last = rows
+        show(restarted)
+
+
+def child_rows(settings: Settings, processes: FleetProcesses) -> list[dict[str, Any]]:
+    """What the table and ``run/up.json`` show of each process, the broker first."""
+    rows = []
+    if not processes.owns_broker:
+        rows.append(external_broker_row(settings))
+    for child in processes.children:
+        rows.append(
+            {
+                "name": child.name,
+                "state": child.state,
+                "pid": child.pid,
+                "restarts": child.restarts,
+                "url": child.url,
+                "log": str(child.log_path),
+            }
+        )
+    return rows
+
+
+def external_broker_row(settings: Settings) -> dict[str, Any]:
+    """A broker ``fleet up`` does not own: shown, pinged, never restarted."""
+    from fleet_queue.broker import broker_reachable
+
+    state = "external" if broker_reachable(settings) else "unreachable"
+    return {
+        "name": "broker",
+        "state": state,
+        "pid": None,
+        "restarts": 0,
+        "url": mask_url(settings.effective_broker_url),
+        "log": None,
+    }
+
+
+def publish(settings: Settings, processes: FleetProcesses, phase: str) -> None:
+    """Write ``run/up.json``: what ``fleet down``, ``up -d`` and ``doctor`` read."""
+    import os
+
+    write_state(
+        settings,
+        {
+            "pid": os.getpid(),
+            "phase": phase,
+            "home": str(settings.home),
+            "host": settings.host,
+            "log": str(up_log_path(settings)),
+            "at": time.time(),
+            "children": child_rows(settings, processes),
+        },
+    )

@@ -1,4 +1,5 @@
-"""Processes and flow control: ``up``, ``worker``, ``beat``, ``flower``, ``demo``, ``pause``."""
+"""Processes and flow control: ``worker``, ``beat``, ``flower``, ``demo``, ``pause``
+(``up`` and ``down`` are in ``up_cmd``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import os
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from fleet_queue.cli.common import JsonFlag, console, emit, settings_of
 from fleet_queue.settings import Settings
@@ -64,51 +64,6 @@ def flower(
     _exec(flower_command(settings, port, address), settings)
 
 
-def up(
-    ctx: typer.Context,
-    beat_too: Annotated[bool, typer.Option("--beat/--no-beat", help="Run beat here too.")] = True,
-    keep_agents: Annotated[
-        bool, typer.Option(help="Leave agent sessions running on exit.")
-    ] = False,
-) -> None:
-    """Run this host's fleet in the foreground until Ctrl-C or SIGTERM."""
-    from rich.live import Live
-
-    from fleet_queue.serving import stop_on_signals
-    from fleet_queue.up import running_fleet
-
-    settings = settings_of(ctx)
-    with (
-        stop_on_signals() as stop,
-        running_fleet(settings, with_beat=beat_too, keep_agents=keep_agents) as (store, procs),
-        Live(console=console, refresh_per_second=2) as live,
-    ):
-        while not stop.wait(1.0):
-            restarted = procs.watch()
-            live.update(summary_table(store, restarted))
-    console.print("fleet stopped")
-
-
-def summary_table(store: object, restarted: list[str]) -> Table:
-    from fleet_queue.store import CardStore
-
-    assert isinstance(store, CardStore)
-    stats = store.stats()
-    table = Table(title="fleet up — Ctrl-C to stop")
-    for column in ("agent", "host", "readiness", "card", "heartbeat"):
-        table.add_column(column)
-    for row in store.agent_statuses():
-        table.add_row(
-            row.agent, row.host, row.readiness, row.current_card or "",
-            "ok" if row.health else "stale",
-        )  # fmt: skip
-    counts = ", ".join(f"{k}={v}" for k, v in stats.get("counts", {}).items()) or "no cards"
-    table.caption = f"cards: {counts}" + (
-        f" | restarted: {', '.join(restarted)}" if restarted else ""
-    )
-    return table
-
-
 def pause(
     ctx: typer.Context,
     reason: Annotated[str, typer.Option(help="Why, shown in ps and stats.")] = "operator pause",
@@ -157,8 +112,9 @@ def demo(
 ) -> None:
     """Run a stub fleet end to end in a temporary home; exit 0 when every card is done."""
     from fleet_queue.demo import run_demo
+    from workers.fleet_agents import HOST_AGENTS
 
-    report = run_demo(work_seconds=work, timeout=timeout, quiet=as_json, keep=keep)
+    report = run_demo(HOST_AGENTS, work_seconds=work, timeout=timeout, quiet=as_json, keep=keep)
     data = report.as_dict()
     emit(data, as_json, lambda: console.print(report.render()))
     if not report.ok:
@@ -167,7 +123,7 @@ def demo(
 
 def register(app: typer.Typer) -> None:
     for name, command in (
-        ("up", up), ("worker", worker), ("beat", beat), ("flower", flower), ("demo", demo),
+        ("worker", worker), ("beat", beat), ("flower", flower), ("demo", demo),
         ("pause", pause), ("resume", resume), ("tick", tick),
     ):  # fmt: skip
         app.command(name)(command)
