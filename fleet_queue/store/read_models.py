@@ -75,12 +75,6 @@ class ReadModels(StoreBase):
             statuses = [agent_from_row(row) for row in rows]
             return TickView(pause, statuses, self._clock(conn), self._lease_owners(conn))
 
-    def delivery_view(self, card_id: str) -> tuple[Card | None, PauseState]:
-        """The card (None if unknown) and the pause flag in one read."""
-        with self._read() as conn:
-            row = self._row(conn, card_id)
-            return (card_from_row(row) if row is not None else None), self._pause_state(conn)
-
     def dependents(self, card_id: str) -> list[str]:
         """Ids of the cards that depend on ``card_id``."""
         with self._read() as conn:

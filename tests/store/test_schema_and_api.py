@@ -53,3 +53,48 @@ def test_enqueue_and_backlog(fleet_home: Path, tmp_path: Path) -> None:
 def test_the_head_constant_is_alembics_head() -> None:
     """``migrate.HEAD`` spares every process Alembic; a new migration must move it too."""
     assert migrate.head_revision() == migrate.HEAD
+
+
+def test_migration_0002_counts_the_delivery_failures_already_recorded(store_url: str) -> None:
+    """A store upgraded with cards in flight keeps their delivery-failure count: the releases
+    since the card's last delivery or unblock, read once from the events by 0002."""
+    import sqlalchemy as sa
+
+    from fleet_queue.store.engine import make_engine
+
+    engine = make_engine(store_url)
+    try:
+        migrate.upgrade(engine, "0001")
+        card = {"tenant_id": "t1", "title": "x", "status": "ready", "depends_on": "[]"}
+        with engine.begin() as conn:
+            for card_id in ("a", "b"):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO cards (tenant_id, id, title, status, depends_on,"
+                        " created_host, max_attempts, created_at, updated_at)"
+                        " VALUES (:tenant_id, :id, :title, :status, :depends_on, 'h1', 3, 0, 0)"
+                    ),
+                    {**card, "id": card_id},
+                )
+            history = [
+                ("a", "released", "delivery failed: dead pane"),
+                ("a", "delivered", None),
+                ("a", "released", "delivery failed: dead pane"),
+                ("a", "released", "pane busy"),
+                ("b", "released", "delivery failed: not accepted"),
+                ("b", "released", "delivery failed: not accepted"),
+            ]
+            for card_id, kind, detail in history:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO events (tenant_id, host, card_id, kind, detail, at)"
+                        " VALUES ('t1', 'h1', :c, :k, :d, 0)"
+                    ),
+                    {"c": card_id, "k": kind, "d": detail},
+                )
+        assert migrate.upgrade(engine) == migrate.HEAD
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT id, delivery_failures FROM cards ORDER BY id"))
+            assert [tuple(row) for row in rows] == [("a", 1), ("b", 2)]
+    finally:
+        engine.dispose()
