@@ -89,9 +89,13 @@ class Pipeline:
         return collect_status(self.task())
 
     def tick(self) -> dict[str, Any]:
-        """One supervisor tick, under the tenant's real Redis lock."""
+        """One supervisor tick, under the tenant's real Redis lock, after a status report:
+        in a fleet the host worker reports every interval, and the tick trusts no row
+        older than a few intervals (a slow delivery before this tick must not look like
+        a dead host)."""
         from fleet_queue.tasks import tick_once
 
+        self.report_status()
         return tick_once(self.task())
 
     def take_deliveries(self) -> list[SentTask]:
