@@ -107,12 +107,36 @@ def check_broker(settings: Settings) -> Check:
     url = mask_url(settings.effective_broker_url)
     if broker_reachable(settings):
         return ok("broker", url)
+    under_up = _under_up(settings, "broker")
+    if under_up:
+        return fail("broker", f"{url}: down under {under_up}", _up_hint(settings, "broker"))
     hint = (
         "fleet up (it starts the embedded broker)"
         if settings.broker_is_embedded
         else ("start Redis, or check FLEET_BROKER_URL")
     )
     return fail("broker", f"{url}: not reachable", hint)
+
+
+def _under_up(settings: Settings, name: str) -> str | None:
+    """``fleet up (pid N), which restarts it (k restarts)`` when a running ``up`` owns ``name``."""
+    from fleet_queue.up_state import read_state, running_up
+
+    pid = running_up(settings)
+    if pid is None:
+        return None
+    rows = [row for row in (read_state(settings) or {}).get("children", []) if row["name"] == name]
+    if not rows or rows[0]["state"] in ("external", "unreachable"):
+        return f"a running fleet up (pid {pid}), which does not own it"
+    return (
+        f"a running fleet up (pid {pid}), which restarts it ({rows[0]['restarts']} restarts so far)"
+    )
+
+
+def _up_hint(settings: Settings, name: str) -> str:
+    from fleet_queue.up_state import up_log_path
+
+    return f"not `fleet up` (it runs): wait, then see {up_log_path(settings)} and logs/{name}.log"
 
 
 def check_worker(settings: Settings) -> Check:
@@ -122,6 +146,11 @@ def check_worker(settings: Settings) -> Check:
     node = node_name(settings.tenant, settings.host)
     if worker_answers(settings):
         return ok("host worker", f"{node} answers")
+    under_up = _under_up(settings, "worker")
+    if under_up:
+        return warn(
+            "host worker", f"{node} does not answer under {under_up}", _up_hint(settings, "worker")
+        )
     return warn("host worker", f"{node} does not answer", "fleet up, or fleet worker")
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -84,8 +84,29 @@ def running_fleet(
 
 
 def mark_agents_stopped(store: CardStore, settings: Settings) -> None:
-    """This host's agent rows say ``stopped``: a fleet stopped on purpose is not a lost host."""
-    rows = store.agent_statuses(host=settings.host)
+    """This host's agent rows say ``stopped``: a fleet stopped on purpose is not a lost host.
+
+    Every local agent of the roster gets one, also one added just before the stop that
+    the host worker never reported.
+    """
+    from fleet_queue.fleet_status import AgentStatus
+    from fleet_queue.roster import load_roster
+
+    rows = {row.agent: row for row in store.agent_statuses(host=settings.host)}
+    with suppress(FleetError):  # a roster broken meanwhile: the rows already there still count
+        for agent in load_roster(settings.effective_roster_path).agents_on(
+            settings.host, settings.tenant
+        ):
+            rows.setdefault(
+                agent.name,
+                AgentStatus(
+                    settings.tenant,
+                    settings.host,
+                    agent.name,
+                    runtime=agent.runtime,
+                    agent_class=agent.agent_class,
+                ),
+            )
     store.upsert_agent_statuses(
         [
             replace(
@@ -96,7 +117,7 @@ def mark_agents_stopped(store: CardStore, settings: Settings) -> None:
                 pid=None,
                 current_card=None,
             )
-            for row in rows
+            for row in rows.values()
         ]
     )
 
