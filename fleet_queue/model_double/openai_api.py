@@ -81,6 +81,18 @@ def _items(reply: Reply) -> list[dict[str, Any]]:
             }
         )
     for call in reply.tool_calls:
+        if call.custom:
+            items.append(
+                {
+                    "id": f"ctc_{uuid.uuid4().hex}",
+                    "type": "custom_tool_call",
+                    "status": "completed",
+                    "call_id": f"call_{uuid.uuid4().hex[:24]}",
+                    "name": call.name,
+                    "input": str(call.input.get("input", "")),
+                }
+            )
+            continue
         items.append(
             {
                 "id": f"fc_{uuid.uuid4().hex}",
@@ -149,15 +161,24 @@ def _item_events(index: int, item: dict[str, Any]) -> list[SseEvent]:
             _ev("response.content_part.done", **where, content_index=0, part=dict(part, text=text)),
             _ev("response.output_item.done", output_index=index, item=item),
         ]
-    args = item["arguments"]
+    if item["type"] == "custom_tool_call":
+        return _call_events(index, item, "input", "response.custom_tool_call_input")
+    return _call_events(index, item, "arguments", "response.function_call_arguments")
+
+
+def _call_events(index: int, item: dict[str, Any], field: str, event: str) -> list[SseEvent]:
+    """A tool call item: added empty, its input in deltas, done; the same for function
+    calls (JSON `arguments`) and custom tools (raw `input`)."""
+    where = {"item_id": item["id"], "output_index": index}
+    raw = item[field]
     return [
         _ev(
             "response.output_item.added",
             output_index=index,
-            item=dict(item, status="in_progress", arguments=""),
+            item={**item, field: "", "status": "in_progress"},
         ),
-        *[_ev("response.function_call_arguments.delta", **where, delta=c) for c in chunks(args)],
-        _ev("response.function_call_arguments.done", **where, arguments=args),
+        *[_ev(f"{event}.delta", **where, delta=c) for c in chunks(raw)],
+        _ev(f"{event}.done", **where, **{field: raw}),
         _ev("response.output_item.done", output_index=index, item=item),
     ]
 

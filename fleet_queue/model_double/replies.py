@@ -26,6 +26,8 @@ class ToolCall:
 
     name: str
     input: dict[str, Any]
+    custom: bool = False
+    """A freeform (Responses API "custom") tool: its raw text input is ``input["input"]``."""
 
 
 @dataclass(frozen=True)
@@ -70,19 +72,40 @@ class RecordedRequest:
 
     @property
     def tools(self) -> list[str]:
-        """The names of the tools the CLI offered in this request."""
-        tools = self.body.get("tools") if isinstance(self.body, dict) else None
-        if not isinstance(tools, list):
+        """The names of the tools the CLI offered in this request: the ``tools`` field, and
+        the ``additional_tools`` input items Codex's TUI sends for its default model
+        (namespaced: ``functions.exec``, ``collaboration.spawn_agent``…)."""
+        if not isinstance(self.body, dict):
             return []
-        return [str(t.get("name") or t.get("type") or "") for t in tools if isinstance(t, dict)]
+        tools = self.body.get("tools")
+        found = _tool_names(tools if isinstance(tools, list) else [])
+        items = self.body.get("input")
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and item.get("type") == "additional_tools":
+                found += _tool_names(item.get("tools") or [])
+        return found
 
     @property
     def is_main_turn(self) -> bool:
-        """A turn of the agent's own loop: it offers tools. Title, topic and token-count
-        side requests don't."""
+        """A turn of the agent's own loop: it offers tools and asks for no structured answer.
+        Title, topic and token-count side requests offer none; Codex's title request offers
+        its tools but asks for a JSON schema (``text.format``)."""
         return (
-            self.method == "POST" and bool(self.tools) and not self.path.endswith("/count_tokens")
+            self.method == "POST"
+            and bool(self.tools)
+            and not self.path.endswith("/count_tokens")
+            and not self.wants_schema
         )
+
+    @property
+    def wants_schema(self) -> bool:
+        """The request asks for JSON of a given schema (a title, a classification)."""
+        if not isinstance(self.body, dict):
+            return False
+        for holder in (self.body.get("text"), self.body.get("output_config")):
+            if isinstance(holder, dict) and isinstance(holder.get("format"), dict):
+                return True
+        return False
 
     @property
     def streaming(self) -> bool:
@@ -114,6 +137,19 @@ class RecordedRequest:
             elif e.kind == "tool_result":
                 found.append(e)
         return found
+
+
+def _tool_names(tools: list[Any], prefix: str = "") -> list[str]:
+    names: list[str] = []
+    for tool in tools:
+        if not isinstance(tool, dict):
+            continue
+        name = str(tool.get("name") or tool.get("type") or "")
+        if tool.get("type") == "namespace" and isinstance(tool.get("tools"), list):
+            names += _tool_names(tool["tools"], f"{prefix}{name}.")
+        else:
+            names.append(prefix + name)
+    return names
 
 
 def injected(text: str) -> bool:

@@ -33,6 +33,10 @@ def shell_tool_call(request: RecordedRequest, command: str) -> ToolCall:
     for name, arguments in _OPENAI_SHELLS.items():
         if name in offered:
             return ToolCall(name, arguments(command))
+    if {"exec", "functions.exec"} & set(offered):  # Codex's code mode: JavaScript that
+        # calls the nested exec_command (Codex 0.171's TUI model offers no other shell)
+        script = f"const r = await tools.exec_command({{cmd: {json.dumps(command)}}});\ntext(r);"
+        return ToolCall("exec", {"input": script}, custom=True)
     raise LookupError(f"model double: no shell tool among the offered tools {offered}")
 
 
@@ -53,7 +57,7 @@ def side_reply(request: RecordedRequest) -> Reply:
         return Reply(text="<block>no</block>")
     if "isNewTopic" in system:
         return Reply(text='{"isNewTopic": false, "title": null}')
-    if "title" in system.lower() and "json" in system.lower():
+    if request.wants_schema or ("title" in system.lower() and "json" in system.lower()):
         return Reply(text='{"title": "Model double session"}')
     return Reply(text="Model double session")
 

@@ -138,7 +138,8 @@ def claude_as_nobody(double: ModelDouble) -> Iterator[CliRun]:
     try:
         root.chmod(0o755)
         bin_dir = root / "bin"
-        bin_dir.mkdir()
+        bin_dir.mkdir(mode=0o755)
+        bin_dir.chmod(0o755)  # whatever the umask (fleet code sets 077 in-process)
         binary = runtime_binary("claude").resolve()
         try:
             os.link(binary, bin_dir / "claude")

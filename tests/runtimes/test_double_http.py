@@ -194,3 +194,29 @@ def test_the_auto_mode_classifier_is_told_allow_cut_at_its_stop_sequence(
     answer = json.loads(raw)
     assert answer["content"][0]["text"] == "<block>no"
     assert (answer["stop_reason"], answer["stop_sequence"]) == ("stop_sequence", "</block>")
+
+
+def test_codex_code_mode_gets_the_card_command_as_javascript_through_exec(
+    double: ModelDouble,
+) -> None:
+    """Codex 0.171's TUI model offers no shell function: only `exec` (JavaScript) in an
+    `additional_tools` item, whose script calls the nested exec_command."""
+    exec_tool = {"type": "custom", "name": "exec"}
+    tools = {"type": "namespace", "name": "functions", "tools": [exec_tool]}
+    card = "Card c-3: x\n\nWhen done, run: fleet card done c-3 --token 2"
+    body = {
+        "model": "m",
+        "stream": True,
+        "input": [
+            {"type": "additional_tools", "role": "developer", "tools": [tools]},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": card}]},
+        ],
+    }
+    _, raw = _post(f"{double.url}/v1/responses", body)
+    events = _sse(raw)
+    [item] = events[-1][1]["response"]["output"]
+    assert item["type"] == "custom_tool_call" and item["name"] == "exec"
+    assert 'tools.exec_command({cmd: "fleet card done c-3 --token 2"})' in item["input"]
+    deltas = [d["delta"] for n, d in events if n == "response.custom_tool_call_input.delta"]
+    assert "".join(deltas) == item["input"]
+    assert double.requests[0].is_main_turn
