@@ -226,6 +226,7 @@ class Deliverer:
             raise AgentBusyError(
                 f"agent {plan.agent!r} is not reading its terminal ({tty.why}); nothing typed"
             )
+        self._refuse_waiting(plan)
         if not force:
             self._refuse_busy(plan, state)
         sha = digest(source + "\0" + body)
@@ -335,6 +336,17 @@ class Deliverer:
             return ttys.inspect(state.tty, state.pid)
         except OSError:
             return None
+
+    def _refuse_waiting(self, plan: LaunchPlan) -> None:
+        """A runtime that asks a person (a permission dialog) has the keyboard: typed text
+        would answer the dialog, so nothing is typed, not even with ``force``."""
+        hb = read_heartbeat(self.settings.run_dir, plan.agent)
+        healthy = hb is not None and is_healthy(hb, self.settings.heartbeat_interval)
+        if hb is not None and healthy and hb.status == "waiting":
+            raise AgentBusyError(
+                f"agent {plan.agent!r} is waiting for a person (a permission prompt,"
+                f" card {hb.card or '-'}); answer it with `fleet agent attach`; nothing typed"
+            )
 
     def _refuse_busy(self, plan: LaunchPlan, state: PaneState) -> None:
         agent = plan.agent

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from fleet_queue.errors import HostError
 from fleet_queue.roster import AgentSpec, Roster
 from fleet_queue.settings import Settings
+from workers.codex_daemon import stop_codex_daemon
 from workers.heartbeat import heartbeat_path
 from workers.runtime_homes import prepare
 from workers.runtimes import LaunchPlan, check_launchable, launch_plan
@@ -152,6 +153,7 @@ def stop_agents(
         if present:
             server.run("kill-session", "-t", exact(agent.name))
         stop_sidecar(settings.run_dir, agent.name)
+        stop_codex_daemon(settings.run_dir, agent.name)  # Codex leaves one per start
         results.append(SessionResult(agent.name, "stopped" if present else "absent"))
     if not names and set(server.session_names()) <= {server.holder_session}:
         server.kill_server()

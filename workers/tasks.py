@@ -232,7 +232,8 @@ def collect_status(task: Task) -> dict[str, Any]:
     probes = probe_agents(ctx.settings, ctx.roster)
     # this worker speaks for its own tenant: another tenant's worker reports the rest
     rows = [as_status(probe) for probe in probes if probe.tenant_id == tenant]
-    working = [row.agent for row in rows if row.readiness == "working"]
+    # waiting (a permission prompt) is still the agent's card: a person will answer it
+    working = [row.agent for row in rows if row.readiness in ("working", "waiting")]
     renewed = ctx.store.renew_working(working, ctx.settings.lease_ttl, ctx.settings.card_timeout)
     if host_paused(ctx.settings):
         # Said in the store so the tick stops sending this host cards it would only release.
