@@ -8,6 +8,11 @@ cards; every column's ``count`` is the number of cards in the store, listed or n
 
 Times are the store's clock (``now``), so ages agree from any machine. Titles are
 complete here; renderers shorten them.
+
+Given the roster, a ready card that no agent can take says why in ``waits_for`` (and its
+``reason``, which both renderers show): ``untargetable`` when its target agent or class
+is in no roster, else the state of the agent it is aimed at (``broken``, ``paused``,
+``dead``...). ``counts["untargetable"]`` counts the listed ones.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from fleet_queue.cards import Card, CardStatus, PauseState, plain_fields
-from fleet_queue.errors import UsageError
+from fleet_queue.cards import AgentStatus, Card, CardStatus, PauseState, plain_fields
+from fleet_queue.errors import FleetError, UsageError
 
 if TYPE_CHECKING:
+    from fleet_queue.roster import Roster
+    from fleet_queue.settings import Settings
     from fleet_queue.store import CardStore
 
 DEFAULT_LIMIT = 20
@@ -53,6 +60,8 @@ class BoardCard:
     age_seconds: float
     in_column_seconds: float
     lease_left_seconds: float | None
+    waits_for: str | None = None
+    """Why a ready card is not being taken (see the module's docstring)."""
 
     def to_dict(self) -> dict[str, Any]:
         return plain_fields(self)
@@ -103,16 +112,20 @@ class Board:
         }
 
 
-def build_board(store: CardStore, limit: int = DEFAULT_LIMIT) -> Board:
-    """The board of ``store``'s tenant, with the ``limit`` most recent done and failed cards."""
+def build_board(
+    store: CardStore, limit: int = DEFAULT_LIMIT, roster: Roster | None = None
+) -> Board:
+    """The board of ``store``'s tenant, with the ``limit`` most recent done and failed cards;
+    with ``roster``, why each ready card waits (``BoardCard.waits_for``)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise UsageError(f"board limit must be a whole number >= 0, not {limit!r}")
     view = store.board_view(open_limit=OPEN_LIMIT, recent_limit=limit)
+    waits = Waits(roster, store.agent_statuses(), store.tenant) if roster else None
     columns = tuple(
         BoardColumn(
             key=key,
             count=view.counts[key],
-            cards=tuple(_board_card(card, key, view.now) for card in view.lanes[key]),
+            cards=tuple(_board_card(card, key, view.now, waits) for card in view.lanes[key]),
         )
         for key in COLUMNS
     )
@@ -125,6 +138,12 @@ def build_board(store: CardStore, limit: int = DEFAULT_LIMIT) -> Board:
         CardStatus.FAILED.value: n["failed"],
         "ready_to_claim": n["ready"],
         "total": sum(n.values()),
+        "untargetable": sum(
+            1
+            for column in columns[:2]
+            for card in column.cards
+            if (card.waits_for or "").startswith(UNTARGETABLE)
+        ),
     }
     return Board(
         tenant=store.tenant,
@@ -136,11 +155,46 @@ def build_board(store: CardStore, limit: int = DEFAULT_LIMIT) -> Board:
     )
 
 
-def _board_card(card: Card, column: str, now: datetime) -> BoardCard:
+UNTARGETABLE = "untargetable"
+
+
+class Waits:
+    """Why a ready card is not taken, from the roster and the agents' status rows."""
+
+    def __init__(self, roster: Roster, statuses: list[AgentStatus], tenant: str) -> None:
+        team = [a for a in roster.agents if a.tenant_or(tenant) == tenant]
+        self.agents = {a.name for a in team}
+        self.classes = {a.agent_class for a in team}
+        self.readiness = {s.agent: str(s.readiness) for s in statuses}
+
+    def why(self, card: Card) -> str | None:
+        if card.target_agent is not None:
+            if card.target_agent not in self.agents:
+                return f"{UNTARGETABLE}: no agent {card.target_agent} in the roster"
+            state = self.readiness.get(card.target_agent, "unreported")
+            if state in ("broken", "paused", "dead", "briefing", "unreported", "stale"):
+                return f"agent {card.target_agent} is {state}"
+        elif card.target_class is not None and card.target_class not in self.classes:
+            return f"{UNTARGETABLE}: no agent of class {card.target_class} in the roster"
+        return None
+
+
+def board_roster(settings: Settings) -> Roster | None:
+    """The roster for the board's wait reasons; None (no reasons) when it cannot be read."""
+    from fleet_queue.roster import load_roster
+
+    try:
+        return load_roster(settings.effective_roster_path)
+    except FleetError:
+        return None
+
+
+def _board_card(card: Card, column: str, now: datetime, waits: Waits | None = None) -> BoardCard:
     since = _entered(card, column)
     left = None
     if card.status is CardStatus.CLAIMED and card.lease_expires_at is not None:
         left = round((card.lease_expires_at - now).total_seconds(), 1)
+    waits_for = waits.why(card) if waits and column in ("ready", "waiting") else None
     return BoardCard(
         id=card.id,
         title=card.title,
@@ -153,13 +207,14 @@ def _board_card(card: Card, column: str, now: datetime) -> BoardCard:
         attempts=card.attempts,
         max_attempts=card.max_attempts,
         unmet_deps=card.unmet_deps,
-        reason=card.reason if column in ("blocked", "failed") else None,
+        reason=card.reason if column in ("blocked", "failed") else waits_for,
         created_at=card.created_at,
         since=since,
         lease_expires_at=card.lease_expires_at if left is not None else None,
         age_seconds=_seconds(now, card.created_at),
         in_column_seconds=_seconds(now, since),
         lease_left_seconds=left,
+        waits_for=waits_for,
     )
 
 

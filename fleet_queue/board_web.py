@@ -31,6 +31,7 @@ from fleet_queue.board import (
     Board,
     BoardCard,
     BoardColumn,
+    board_roster,
     build_board,
     lease_left,
     short_duration,
@@ -85,6 +86,8 @@ class BoardServer(ThreadingHTTPServer):
         self.limit = limit
         self.refresh = refresh
         self.credentials = credentials
+        self.settings: Settings | None = None
+        """Where the board reads the roster from for its wait reasons (``serve_board``)."""
         super().__init__(address, BoardHandler)
 
 
@@ -159,7 +162,9 @@ class BoardHandler(BaseHTTPRequestHandler):
         return hmac.compare_digest(given, expected)
 
     def _board(self) -> Board:
-        return build_board(self.server.store, self.server.limit)
+        settings = self.server.settings
+        roster = board_roster(settings) if settings is not None else None
+        return build_board(self.server.store, self.server.limit, roster)
 
     def _page(self) -> tuple[str, bytes]:
         html = render_page(self._board(), self.server.refresh)
@@ -221,6 +226,7 @@ def serve_board(
             )
         except OSError as exc:
             raise UsageError(f"cannot serve the board on {bind}:{port}: {exc.strerror}") from None
+        server.settings = settings
         with server, stop_on_signals() as stop:
             thread = threading.Thread(
                 target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True

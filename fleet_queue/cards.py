@@ -81,6 +81,16 @@ class EventKind(enum.StrEnum):
     """A host worker dropped a delivery message that the fence refused."""
     UNDELIVERED = "undelivered"
     """A host worker left a card it could not type to its lease's expiry."""
+    RESTARTED = "restarted"
+    """A host worker restarted an agent whose pane had died (no card; ``agent`` names it)."""
+    BROKEN = "broken"
+    """An agent crashed too often (``FLEET_RESTART_MAX`` in ``FLEET_RESTART_WINDOW``): no more
+    restarts and no cards until ``fleet start NAME``."""
+    BRIEFED = "briefed"
+    """A host worker typed an agent's brief into its new pane (or gave up, said in detail)."""
+    AGENT_PAUSED = "agent_paused"
+    """``fleet agent pause NAME``: no card for that agent until it is resumed."""
+    AGENT_RESUMED = "agent_resumed"
 
     @classmethod
     def parse(cls, kind: str) -> EventKind:
@@ -254,6 +264,9 @@ class ClaimRequest:
     agent_class: str | None
     host: str
     lease_ttl: float
+    take_untargeted: bool = True
+    """Whether the agent may take a card aimed at nobody (the common lane). The tick says
+    no for an orchestrator or enhancer unless its roster entry says ``takes_untargeted``."""
 
 
 @dataclass(frozen=True)

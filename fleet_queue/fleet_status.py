@@ -9,8 +9,12 @@ from typing import Any, Literal
 
 from fleet_queue.plain_data import plain_fields
 
-Readiness = Literal["working", "available", "stale", "dead", "unknown", "paused"]
-"""``paused``: the agent's host has ``run/PAUSED``; the tick gives it nothing."""
+Readiness = Literal[
+    "working", "waiting", "available", "stale", "dead", "unknown", "paused", "broken", "briefing"
+]
+"""``paused``: the agent's host has ``run/PAUSED``, or the agent was paused by name;
+``broken``: its host worker stopped restarting it (too many crashes); ``briefing``: a new
+pane that has not yet received its brief. The tick gives none of them a card."""
 
 
 @dataclass(frozen=True)

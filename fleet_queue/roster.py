@@ -25,6 +25,8 @@ BUILTIN_RUNTIMES = ("claude", "codex", "pi", "opencode", "stub")
 ORCHESTRATOR = "orchestrator"
 ENHANCER = "enhancer"
 FLOOR_EXEMPT_PRESETS = frozenset({"minimal"})
+DELEGATING_CLASSES = frozenset({ORCHESTRATOR, ENHANCER})
+"""Classes that take no untargeted card unless the roster opts an agent in."""
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 """tmux forbids ``.`` and ``:`` in session names; we keep names shell- and URL-safe too."""
@@ -71,6 +73,17 @@ class AgentSpec(_Strict):
     reports_to: str | None = None
     role: str | None = None
     """The role-library contract this agent fills (``fleet roles show``); informational."""
+    takes_untargeted: bool | None = None
+    """Whether the agent takes cards aimed at nobody. Unset: every class does but the
+    orchestrator (it delegates) and the enhancer (no delivery work); they take only cards
+    aimed at them or their class unless this says ``true``."""
+
+    @property
+    def takes_untargeted_cards(self) -> bool:
+        """``takes_untargeted``, or its default for the agent's class."""
+        if self.takes_untargeted is not None:
+            return self.takes_untargeted
+        return self.agent_class not in DELEGATING_CLASSES
 
     def host_or(self, default: str) -> str:
         return self.host or default

@@ -80,6 +80,21 @@ class Settings(BaseSettings):
         default=5.0, gt=0, le=YEAR, description="Beat: host status period."
     )
     nudge: bool = Field(default=True, description="Send a tick at once on enqueue/complete.")
+    restart_max: int = Field(
+        default=5,
+        ge=0,
+        le=1000,
+        description="Restarts of one agent within the restart window before it is broken.",
+    )
+    restart_window: float = Field(
+        default=600.0,
+        gt=0,
+        le=YEAR,
+        description="Seconds over which an agent's restarts are counted for its breaker.",
+    )
+    brief_at_start: bool = Field(
+        default=True, description="Type each agent's brief into its pane once per session start."
+    )
     flower_auth: str | None = Field(default=None, description="Flower basic auth user:password.")
     board_auth: str | None = Field(default=None, description="Web board basic auth user:password.")
     max_card_bytes: int = Field(

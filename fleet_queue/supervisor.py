@@ -4,7 +4,14 @@ Available means: in the roster, its host reports the pane alive and the
 heartbeat healthy, and it holds no open lease. The lease is the authority on
 "busy" — a heartbeat row can lag the store by one status interval, the lease
 cannot. Matching order (target agent, then role, then priority and age) is
-the store's claim order; the tick only decides *who* asks.
+the store's claim order; the tick only decides *who* asks, and whether it may take
+a card aimed at nobody: the orchestrator delegates and the enhancer does no delivery
+work, so they take only cards aimed at them or their class, unless their roster entry
+says ``takes_untargeted: true`` (``AgentSpec.takes_untargeted``).
+
+Not available, whatever the pane says: readiness ``paused`` (host paused), ``broken``
+(its host worker stopped restarting it), ``briefing`` (a new pane not yet briefed), and
+an agent paused by name (``fleet agent pause``).
 """
 
 from __future__ import annotations
@@ -41,6 +48,9 @@ class TickResult:
         }
 
 
+NOT_AVAILABLE = frozenset({"paused", "broken", "briefing"})
+"""Readiness values the tick never claims for (see the module's docstring)."""
+
 STALE_HOST_INTERVALS = 4
 """A status row older than this many host-status intervals means its host worker is gone."""
 
@@ -73,7 +83,7 @@ def available_agents(
         status = by_name.get(agent.name)
         if status is None or status.host != agent.host_or(settings.host):
             continue
-        if status.pane_alive and status.health and status.readiness != "paused":
+        if status.pane_alive and status.health and status.readiness not in NOT_AVAILABLE:
             ready.append(status)
     return ready
 
@@ -83,15 +93,19 @@ def claim_requests(
 ) -> list[ClaimRequest]:
     from fleet_queue.cards import ClaimRequest
 
-    return [
-        ClaimRequest(
-            agent=status.agent,
-            agent_class=roster.agent(status.agent).agent_class,
-            host=status.host,
-            lease_ttl=lease_ttl,
+    requests = []
+    for status in agents:
+        spec = roster.agent(status.agent)
+        requests.append(
+            ClaimRequest(
+                agent=status.agent,
+                agent_class=spec.agent_class,
+                host=status.host,
+                lease_ttl=lease_ttl,
+                take_untargeted=spec.takes_untargeted_cards,
+            )
         )
-        for status in agents
-    ]
+    return requests
 
 
 def leased_agents(store: CardStore) -> set[str]:

@@ -112,7 +112,14 @@ def fleet_home(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(fleet_home: Path) -> Iterator[Settings]:
     """Settings with a socket of its own; any tmux server a test started on it is killed after."""
-    value = Settings(home=fleet_home, tmux_socket=f"fq{uuid.uuid4().hex[:10]}", host="testhost")
+    # No host worker runs with these settings to type a new pane's brief: without this,
+    # every agent started here would read ``briefing`` instead of ``available``.
+    value = Settings(
+        home=fleet_home,
+        tmux_socket=f"fq{uuid.uuid4().hex[:10]}",
+        host="testhost",
+        brief_at_start=False,
+    )
     yield value
     from workers.tmux import TmuxServer
 

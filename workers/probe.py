@@ -9,6 +9,10 @@ Readiness, from worst to best:
 - ``waiting``: heartbeat ``waiting``: the runtime asks a person (a permission prompt);
 - ``working``: heartbeat ``busy``, or the pane's output changed within the busy window;
 - ``available``: healthy, idle pane: a card may be delivered.
+
+Two marks of the host worker's supervision (``workers.agent_marks``) override: a dead
+agent it gave up restarting is ``broken``; an available one still owed its brief is
+``briefing``.
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ from pathlib import Path
 from fleet_queue.errors import FleetError
 from fleet_queue.roster import AgentSpec, Roster
 from fleet_queue.settings import Settings
+from workers.agent_marks import load_marks
 from workers.heartbeat import Heartbeat, is_healthy, pid_alive, read_heartbeat, utcnow
 from workers.runtimes import LaunchPlan, launch_plan
 from workers.tmux import TmuxServer
 
-READINESS = ("working", "waiting", "available", "stale", "dead", "unknown")
+READINESS = ("working", "waiting", "available", "stale", "dead", "unknown", "broken", "briefing")
 BUSY_WINDOW = 2.0
 """Seconds since the pane's last output under which it counts as working."""
 
@@ -177,6 +182,11 @@ def _probe_one(
     plan = _plan(settings, roster, agent)
     trust = plan is not None and plan.native_heartbeat and agent.runtime != "stub"
     readiness = classify(pane, hb, healthy, idle, busy_window, trust_status=trust)
+    marks = load_marks(settings.run_dir, agent.name)
+    if readiness == "dead" and marks.broken:
+        readiness = "broken"
+    elif readiness == "available" and marks.brief_pending:
+        readiness = "briefing"
     return AgentProbe(
         tenant_id=agent.tenant_or(settings.tenant),
         host=settings.host,
@@ -184,14 +194,14 @@ def _probe_one(
         runtime=agent.runtime,
         agent_class=agent.agent_class,
         session_present=pane is not None,
-        pane_alive=alive and readiness != "dead",
+        pane_alive=alive and readiness not in ("dead", "broken"),
         pid=pane.pid if pane else None,
         pane_command=pane.current_command if alive and pane else None,
         process=process,
         idle_seconds=round(idle, 1) if idle is not None else None,
         heartbeat_at=hb.ts if hb else None,
         heartbeat_age=round(hb.age(now), 2) if hb else None,
-        health=healthy and readiness not in ("dead", "stale"),
+        health=healthy and readiness not in ("dead", "stale", "broken"),
         heartbeat_status=hb.status if hb else None,
         readiness=readiness,
         drift=_drift(plan, process) if alive else None,

@@ -12,6 +12,13 @@ from dataclasses import dataclass, field
 from fleet_queue.errors import HostError
 from fleet_queue.roster import AgentSpec, Roster
 from fleet_queue.settings import Settings
+from workers.agent_marks import (
+    load_marks,
+    mark_stopped,
+    on_operator_start,
+    on_session_start,
+    sessions_lock,
+)
 from workers.codex_daemon import stop_codex_daemon
 from workers.heartbeat import heartbeat_path
 from workers.runtime_homes import prepare
@@ -27,7 +34,7 @@ PANE_HEIGHT = "50"
 class SessionResult:
     agent: str
     action: str
-    """started | respawned | running | stopped | absent"""
+    """started | respawned | running | stopped | absent | left (supervision: stopped or broken)"""
     pid: int | None = None
 
 
@@ -64,16 +71,44 @@ def local_agents(
 
 
 def start_agents(
-    settings: Settings, roster: Roster, names: Sequence[str] | None = None
+    settings: Settings,
+    roster: Roster,
+    names: Sequence[str] | None = None,
+    *,
+    supervised: bool = False,
 ) -> list[SessionResult]:
-    """Open every missing session, respawn dead panes, leave live ones alone."""
+    """Open every missing session, respawn dead panes, leave live ones alone.
+
+    An operator's start clears each agent's restart breaker and stop mark
+    (``workers.agent_marks``); the host worker's restart (``supervised``) keeps them and
+    leaves an agent stopped or broken since it looked.
+    """
     agents = local_agents(settings, roster, names)
     plans = [launch_plan(settings, roster, agent) for agent in agents]
     for plan in plans:
         check_launchable(plan)
     server = TmuxServer.for_fleet(settings, roster)
-    server.ensure_started()
-    return [_start_one(server, settings, plan) for plan in plans]
+    with sessions_lock(settings.run_dir):
+        server.ensure_started()
+        results = []
+        for plan in plans:
+            marks = load_marks(settings.run_dir, plan.agent)
+            if supervised and (marks.stopped or marks.broken):
+                results.append(SessionResult(plan.agent, "left"))
+                continue
+            result = _start_one(server, settings, plan)
+            if result.action == "running":
+                if not supervised:
+                    on_operator_start(settings.run_dir, plan.agent)
+            else:
+                on_session_start(
+                    settings.run_dir,
+                    plan.agent,
+                    reset=not supervised,
+                    brief=settings.brief_at_start,
+                )
+            results.append(result)
+        return results
 
 
 def _start_one(server: TmuxServer, settings: Settings, plan: LaunchPlan) -> SessionResult:
@@ -143,21 +178,23 @@ def stop_agents(
     whole fleet, and the server once nothing else lives on its socket."""
     agents = local_agents(settings, roster, names)
     server = TmuxServer.for_fleet(settings, roster)
-    results = []
-    groups = _session_groups(server)
-    for agent in agents:
-        present = server.has_session(agent.name)
-        for session, group in groups:
-            if group == agent.name and session != agent.name:
-                server.call("kill-session", "-t", exact(session))
-        if present:
-            server.run("kill-session", "-t", exact(agent.name))
-        stop_sidecar(settings.run_dir, agent.name)
-        stop_codex_daemon(settings.run_dir, agent.name)  # Codex leaves one per start
-        results.append(SessionResult(agent.name, "stopped" if present else "absent"))
-    if not names and set(server.session_names()) <= {server.holder_session}:
-        server.kill_server()
-    return results
+    with sessions_lock(settings.run_dir):
+        results = []
+        groups = _session_groups(server)
+        for agent in agents:
+            mark_stopped(settings.run_dir, agent.name)  # before the kill: supervision leaves it
+            present = server.has_session(agent.name)
+            for session, group in groups:
+                if group == agent.name and session != agent.name:
+                    server.call("kill-session", "-t", exact(session))
+            if present:
+                server.run("kill-session", "-t", exact(agent.name))
+            stop_sidecar(settings.run_dir, agent.name)
+            stop_codex_daemon(settings.run_dir, agent.name)  # Codex leaves one per start
+            results.append(SessionResult(agent.name, "stopped" if present else "absent"))
+        if not names and set(server.session_names()) <= {server.holder_session}:
+            server.kill_server()
+        return results
 
 
 def restart_agents(

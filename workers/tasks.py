@@ -29,12 +29,14 @@ from fleet_queue.queues import DELIVER_TASK, HOST_STATUS_TASK, host_queue, redis
 from workers.agent_socket import start_agent_socket
 from workers.heartbeat import utcnow
 from workers.status_watchdog import start_status_watchdog
+from workers.supervision import brief_owed
 
 if TYPE_CHECKING:
-    from fleet_queue.cards import AgentStatus, Card
+    from fleet_queue.cards import AgentStatus, Card, EventKind
     from fleet_queue.context import FleetContext
     from workers.delivery import Deliverer, DeliveryReceipt
     from workers.probe import AgentProbe
+    from workers.supervision import Action
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,8 @@ def deliver(task: Task, card_id: str, token: int, agent: str) -> dict[str, Any]:
         return {"dropped": "already typed"}
     text = render_card(card, token, card.acceptance)
     try:
+        if brief_owed(ctx.settings, agent):  # a pane restarted since the claim: brief first
+            raise AgentBusyError(f"agent {agent} has not had its brief yet")
         receipt = deliver_when_free(ctx, agent, text, lease_deadline(ctx, card))
     except AgentBusyError as exc:
         return wait_for_quiet_pane(task, ctx, card, token, str(exc))
@@ -232,6 +236,7 @@ def collect_status(task: Task) -> dict[str, Any]:
     probes = probe_agents(ctx.settings, ctx.roster)
     # this worker speaks for its own tenant: another tenant's worker reports the rest
     rows = [as_status(probe) for probe in probes if probe.tenant_id == tenant]
+    actions = supervise_host(ctx, probes)  # restarts the dead, briefs the new (next round's rows)
     # waiting (a permission prompt) is still the agent's card: a person will answer it
     working = [row.agent for row in rows if row.readiness in ("working", "waiting")]
     renewed = ctx.store.renew_working(working, ctx.settings.lease_ttl, ctx.settings.card_timeout)
@@ -248,7 +253,28 @@ def collect_status(task: Task) -> dict[str, Any]:
     previous.update({row.agent: row.readiness for row in rows})
     if became_available:
         nudge_tick(ctx.settings, task.app, reason="available")
-    return {"agents": len(rows), "available": became_available, "renewed": renewed}
+    return {
+        "agents": len(rows),
+        "available": became_available,
+        "renewed": renewed,
+        "supervision": [f"{a.agent}: {a.action}" for a in actions],
+    }
+
+
+def supervise_host(ctx: FleetContext, probes: list[AgentProbe]) -> list[Action]:
+    """``workers.supervision`` with this worker's store (events) and deliverer (briefs)."""
+    from workers.supervision import supervise
+
+    def record(agent: str, kind: EventKind, detail: str) -> None:
+        try:
+            ctx.store.record_event(None, kind, agent=agent, detail=detail)
+        except FleetError:
+            log.warning("could not record %s of %s: %s", kind, agent, detail)
+
+    def type_text(agent: str, text: str) -> None:
+        deliverer_for(ctx).deliver(agent, text, source=f"{ctx.settings.host}:brief", verify=True)
+
+    return supervise(ctx.settings, ctx.roster, probes, record, type_text)
 
 
 # Registered the Celery way: the fleet's app names this module in ``include``

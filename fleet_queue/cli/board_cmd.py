@@ -15,10 +15,13 @@ if TYPE_CHECKING:  # rich, SQLAlchemy and the server load only when the command 
     from rich.text import Text
 
     from fleet_queue.board import Board, BoardCard, BoardColumn
+    from fleet_queue.roster import Roster
     from fleet_queue.store import CardStore
 
 DEFAULT_INTERVAL = 3.0
 DEFAULT_PORT = 8765
+LIVE_INTERVAL = 1.0
+"""The web console looks at the store at least this often for its live panels."""
 WIDE_COLUMN = 24
 """Side by side needs this many terminal columns per board column; else one section each."""
 TITLE_WIDTH = 40
@@ -44,10 +47,11 @@ def board(
     ] = 20,
     watch: Annotated[bool, typer.Option("--watch", help="Redraw until Ctrl-C.")] = False,
     interval: Annotated[
-        float, typer.Option("--interval", help="Seconds between redraws (and page reloads).")
+        float,
+        typer.Option("--interval", help="Seconds between redraws (the web console: at most 1)."),
     ] = DEFAULT_INTERVAL,
     serve: Annotated[
-        bool, typer.Option("--serve", help="Serve the web board (auth: FLEET_BOARD_AUTH).")
+        bool, typer.Option("--serve", help="Serve the web console (auth: FLEET_BOARD_AUTH).")
     ] = False,
     bind: Annotated[str, typer.Option("--bind", help="Address the web board listens on.")] = (
         "127.0.0.1"
@@ -58,27 +62,35 @@ def board(
     _check_options(as_json, limit, watch, interval, serve, port)
     settings = settings_of(ctx)
     if serve:
-        from fleet_queue.board_web import serve_board
+        from fleet_queue.console.app import serve_console
+        from workers.pane_stream import TmuxTerminal  # the CLI composes: the console gets panes
 
         def ready(url: str) -> None:
             typer.echo(f"serving the board on {url} (Ctrl-C to stop)")
 
-        serve_board(
-            settings, bind, port, limit=limit, refresh=max(round(interval), 1), on_ready=ready
+        serve_console(
+            settings,
+            bind,
+            port,
+            limit=limit,
+            interval=min(interval, LIVE_INTERVAL),
+            on_ready=ready,
+            terminal_factory=TmuxTerminal,
         )
         return
 
-    from fleet_queue.board import build_board
+    from fleet_queue.board import board_roster, build_board
     from fleet_queue.cli.common import console, print_json
     from fleet_queue.composition import open_card_store
 
+    roster = board_roster(settings)
     with open_card_store(settings) as store:
         if as_json:
-            print_json(build_board(store, limit).to_dict())
+            print_json(build_board(store, limit, roster).to_dict())
         elif watch:
-            _watch(store, limit, interval)
+            _watch(store, limit, interval, roster)
         else:
-            console.print(render_board(build_board(store, limit), console.width))
+            console.print(render_board(build_board(store, limit, roster), console.width))
 
 
 def _check_options(
@@ -98,7 +110,7 @@ def _check_options(
         raise UsageError(f"{' and '.join(chosen)} do not go together: choose one")
 
 
-def _watch(store: CardStore, limit: int, interval: float) -> None:
+def _watch(store: CardStore, limit: int, interval: float, roster: Roster | None) -> None:
     """Redraw in place every ``interval`` seconds; Ctrl-C or SIGTERM ends it with exit 0."""
     from rich.live import Live
 
@@ -107,7 +119,7 @@ def _watch(store: CardStore, limit: int, interval: float) -> None:
     from fleet_queue.serving import stop_on_signals
 
     def frame() -> RenderableType:
-        return render_board(build_board(store, limit), console.width)
+        return render_board(build_board(store, limit, roster), console.width)
 
     with stop_on_signals() as stop, Live(frame(), console=console, auto_refresh=False) as live:
         while not stop.wait(interval):

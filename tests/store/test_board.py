@@ -118,6 +118,7 @@ def test_board_has_every_column_in_order(store: CardStore) -> None:
         "failed": 1,
         "ready_to_claim": 2,
         "total": 10,
+        "untargetable": 0,
     }
     assert board.tenant == "t1" and board.limit == 2 and not board.pause.paused
 
