@@ -1,15 +1,23 @@
 """systemd user units that keep one host's part of the fleet running across reboots.
 
-Four units, rendered from the settings and the roster so the socket, paths and
+Units rendered from the settings and the roster so the socket, paths and
 ``fleet`` executable are the ones this host really uses:
 
 - ``fleet-tmux.service``: the private tmux server with its holder session. Every
   agent pane is a child of this server, so the server (not an agent unit) owns
   the panes; stopping it ends them all.
-- ``fleet-agent@.service``: one instance per agent (``fleet-agent@coder0``), which
-  runs ``fleet start %i`` / ``fleet stop %i`` against that server.
+- ``fleet-agent@.service``: one instance per agent (``fleet-agent@coder0``). Its
+  main process is ``fleet start --wait %i``: it starts the agent's session, then
+  waits while the pane's process lives and exits 1 when it dies, so systemd sees
+  the agent die and starts it again (``Restart=on-failure``).
+- ``fleet-broker.service`` (embedded broker only: no ``FLEET_BROKER_URL``): the
+  embedded redis-server (``fleet broker``), which the worker and beat want and
+  start after; without it a one-machine fleet's worker exits 6 at every boot.
 - ``fleet-worker.service``: the host worker (``fleet worker``).
 - ``fleet-beat.service``: the schedule (``fleet beat``); enable it on ONE host only.
+
+User units start at boot only when the user lingers (``loginctl enable-linger``);
+``install-systemd`` reads ``loginctl show-user`` and says which it is.
 
 Secrets never go into a unit: the fleet units read ``fleet.env`` (mode 0600) from
 FLEET_HOME, and the tmux unit gets no ``FLEET_*`` variable at all, so nothing of
@@ -29,11 +37,13 @@ from typing import NamedTuple
 from fleet_queue.errors import ConfigError, HostError, UsageError
 from fleet_queue.roster import Roster
 from fleet_queue.settings import ENV_FILE_NAME, Settings
+from workers.linger import linger_hint, linger_state
 from workers.tmux import TmuxServer, exact
 
 TMUX_UNIT = "fleet-tmux.service"
 AGENT_TEMPLATE = "fleet-agent@.service"
 WORKER_UNIT = "fleet-worker.service"
+BROKER_UNIT = "fleet-broker.service"
 BEAT_UNIT = "fleet-beat.service"
 DEFAULT_UNIT_DIR = Path("~/.config/systemd/user")
 SYSTEMCTL_TIMEOUT = 30.0
@@ -44,14 +54,6 @@ HOLDER_COMMAND = ("sleep", "2147483647")
 
 def agent_unit(name: str) -> str:
     return f"fleet-agent@{name}.service"
-
-
-def linger_hint() -> str:
-    user = os.environ.get("USER") or "$USER"
-    return (
-        f"hint: run `loginctl enable-linger {user}` so these units start at boot"
-        " and keep running after you log out"
-    )
 
 
 # ---------------------------------------------------------------- rendering
@@ -198,12 +200,12 @@ def render_agent_unit(ctx: UnitContext) -> str:
         "fleet-queue agent %i in its tmux session",
         [f"Requires={TMUX_UNIT}", f"After={TMUX_UNIT}"],
         [
-            # `fleet start` creates the session in the tmux server and returns;
-            # the pane lives in fleet-tmux.service, this unit records intent.
-            "Type=oneshot",
-            "RemainAfterExit=yes",
+            # The pane is a child of fleet-tmux.service's server; this unit's main
+            # process starts it, then waits while it lives and exits 1 when it dies,
+            # so systemd watches the agent and starts it again.
+            "Type=simple",
             *ctx.fleet_service_lines(),
-            f"ExecStart={_command(ctx.fleet, 'start', INSTANCE)}",
+            f"ExecStart={_command(ctx.fleet, 'start', '--wait', INSTANCE)}",
             f"ExecStop={_command(ctx.fleet, 'stop', INSTANCE)}",
             "Restart=on-failure",
             "RestartSec=10",
@@ -211,10 +213,32 @@ def render_agent_unit(ctx: UnitContext) -> str:
     )
 
 
-def render_worker_unit(ctx: UnitContext) -> str:
+def render_broker_unit(ctx: UnitContext) -> str:
+    return _unit(
+        "fleet-queue embedded broker (redis-server on FLEET_HOME/run/redis.sock)",
+        [],
+        [
+            "Type=simple",
+            *ctx.fleet_service_lines(),
+            "UMask=0077",  # the AOF holds every queued message
+            f"ExecStart={_command(ctx.fleet, 'broker')}",
+            "Restart=always",
+            "RestartSec=2",
+            "KillSignal=SIGTERM",  # redis-server saves, then exits
+            "TimeoutStopSec=30",
+        ],
+    )
+
+
+def _broker_lines(embedded: bool) -> list[str]:
+    """A worker or beat of a one-machine fleet wants the embedded broker, started first."""
+    return [f"Wants={BROKER_UNIT}", f"After={BROKER_UNIT}"] if embedded else []
+
+
+def render_worker_unit(ctx: UnitContext, embedded: bool = False) -> str:
     return _unit(
         "fleet-queue host worker: delivers cards into this host's tmux panes",
-        [f"Wants={TMUX_UNIT}", f"After={TMUX_UNIT}"],
+        [f"Wants={TMUX_UNIT}", f"After={TMUX_UNIT}", *_broker_lines(embedded)],
         [
             "Type=simple",
             *ctx.fleet_service_lines(),
@@ -228,10 +252,10 @@ def render_worker_unit(ctx: UnitContext) -> str:
     )
 
 
-def render_beat_unit(ctx: UnitContext) -> str:
+def render_beat_unit(ctx: UnitContext, embedded: bool = False) -> str:
     return _unit(
         "fleet-queue beat: supervisor tick, reclaim, host status (one per fleet)",
-        [],
+        _broker_lines(embedded),
         [
             "Type=simple",
             *ctx.fleet_service_lines(),
@@ -245,12 +269,16 @@ def render_beat_unit(ctx: UnitContext) -> str:
 def render_units(settings: Settings, roster: Roster, fleet: Path | None = None) -> dict[str, str]:
     """Unit file name -> text, for this host's part of the fleet."""
     ctx = UnitContext.resolve(settings, roster, fleet)
-    return {
+    embedded = settings.broker_is_embedded
+    units = {
         TMUX_UNIT: render_tmux_unit(ctx),
         AGENT_TEMPLATE: render_agent_unit(ctx),
-        WORKER_UNIT: render_worker_unit(ctx),
-        BEAT_UNIT: render_beat_unit(ctx),
+        WORKER_UNIT: render_worker_unit(ctx, embedded),
+        BEAT_UNIT: render_beat_unit(ctx, embedded),
     }
+    if embedded:
+        units[BROKER_UNIT] = render_broker_unit(ctx)
+    return units
 
 
 def local_agents(settings: Settings, roster: Roster) -> list[str]:
@@ -367,6 +395,7 @@ class InstallResult:
     enabled: list[str]
     enable_skipped: str | None
     hint: str
+    linger: bool | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -376,6 +405,7 @@ class InstallResult:
             "enabled": self.enabled,
             "enable_skipped": self.enable_skipped,
             "hint": self.hint,
+            "linger": self.linger,
         }
 
 
@@ -394,6 +424,8 @@ def write_units(units: dict[str, str], unit_dir: Path) -> list[Path]:
 
 def units_to_enable(settings: Settings, roster: Roster, beat: bool) -> list[str]:
     names = [TMUX_UNIT, WORKER_UNIT]
+    if settings.broker_is_embedded:
+        names.insert(0, BROKER_UNIT)
     if beat:
         names.append(BEAT_UNIT)
     return names + [agent_unit(name) for name in local_agents(settings, roster)]
@@ -431,4 +463,7 @@ def install_units(
         if skipped is None:
             enable_units(to_enable)
             enabled = to_enable
-    return InstallResult(target, written, to_enable, enabled, skipped, linger_hint())
+    linger, why = linger_state()
+    return InstallResult(
+        target, written, to_enable, enabled, skipped, linger_hint(linger, why), linger
+    )

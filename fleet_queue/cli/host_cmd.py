@@ -42,12 +42,31 @@ def _results(results: list[Any], as_json: bool) -> None:
     emit(rows, as_json, lambda: print_table(rows, ["agent", "action", "pid"]))
 
 
-def start(ctx: typer.Context, agents: Agents = None, as_json: JsonFlag = False) -> None:
+WaitFlag = Annotated[
+    bool,
+    typer.Option(
+        "--wait",
+        help="With one agent: then wait while its pane lives; exit 1 when it dies"
+        " (the main process of its systemd unit).",
+    ),
+]
+
+
+def start(
+    ctx: typer.Context, agents: Agents = None, wait: WaitFlag = False, as_json: JsonFlag = False
+) -> None:
     """Start the fleet's tmux server and every missing agent session (idempotent)."""
     from workers.sessions import start_agents
 
     settings, roster = _load(ctx)
+    if wait and len(agents or []) != 1:
+        raise UsageError("--wait takes exactly one agent")
     _results(start_agents(settings, roster, agents), as_json)
+    if wait:
+        from workers.pane_wait import wait_while_alive
+
+        assert agents is not None
+        raise HostError(wait_while_alive(settings, roster, agents[0]))
 
 
 def stop(ctx: typer.Context, agents: Agents = None, as_json: JsonFlag = False) -> None:

@@ -29,7 +29,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "roster_cmd": ("init", "roster", "presets", "profiles", "roles"),
     "backlog_cmd": ("backlog", "card", "db"),
     "host_cmd": ("start", "stop", "restart", "verify", "ps", "agent"),
-    "up_cmd": ("up", "down"),
+    "up_cmd": ("up", "down", "broker"),
     "dispatch_cmd": ("worker", "beat", "flower", "demo", "pause", "resume", "tick"),
     "systemd_cmd": ("install-systemd",),
     "board_cmd": ("board",),

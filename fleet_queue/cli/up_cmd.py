@@ -165,7 +165,26 @@ def down(
     )
 
 
+def broker(ctx: typer.Context) -> None:
+    """Run the embedded broker in the foreground (what `fleet up` and fleet-broker.service run)."""
+    import os
+
+    from fleet_queue.broker import broker_reachable, embedded_broker_command
+    from fleet_queue.errors import ConflictError, UsageError
+
+    settings = settings_of(ctx)
+    if not settings.broker_is_embedded:
+        raise UsageError("FLEET_BROKER_URL is set: the broker is external, nothing to run here")
+    if broker_reachable(settings):
+        raise ConflictError(
+            f"the embedded broker already runs on {settings.embedded_broker_socket}"
+        )
+    command = embedded_broker_command(settings)
+    os.execv(command[0], command)  # redis-server itself gets systemd's signals
+
+
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the root app."""
     app.command("up")(up)
     app.command("down")(down)
+    app.command("broker")(broker)

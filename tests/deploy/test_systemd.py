@@ -17,9 +17,11 @@ import pytest
 
 from fleet_queue.roster import Roster, parse_roster
 from fleet_queue.settings import Settings
+from workers.linger import linger_state
 from workers.systemd_units import (
     AGENT_TEMPLATE,
     BEAT_UNIT,
+    BROKER_UNIT,
     TMUX_UNIT,
     WORKER_UNIT,
     fleet_executable,
@@ -101,13 +103,15 @@ def unit_dir(tmp_path: Path, host_settings: Settings) -> Path:
     return tmp_path / "units"
 
 
-def test_four_units_are_written(unit_dir: Path) -> None:
+def test_five_units_are_written_with_the_embedded_broker(unit_dir: Path) -> None:
     assert sorted(p.name for p in unit_dir.iterdir()) == sorted(
-        [TMUX_UNIT, AGENT_TEMPLATE, WORKER_UNIT, BEAT_UNIT]
+        [TMUX_UNIT, AGENT_TEMPLATE, WORKER_UNIT, BEAT_UNIT, BROKER_UNIT]
     )
 
 
-@pytest.mark.parametrize("unit", [TMUX_UNIT, WORKER_UNIT, BEAT_UNIT, "fleet-agent@orch.service"])
+@pytest.mark.parametrize(
+    "unit", [TMUX_UNIT, WORKER_UNIT, BEAT_UNIT, BROKER_UNIT, "fleet-agent@orch.service"]
+)
 def test_systemd_analyze_verify_accepts_each_unit(
     unit_dir: Path, runtime_dir: Path, unit: str
 ) -> None:
@@ -137,7 +141,7 @@ def test_awkward_home_paths_are_escaped(
     assert f'Environment="FLEET_HOME={tmp_path}/my 100%% $$HOME"' in text
 
 
-@pytest.mark.parametrize("unit", [TMUX_UNIT, AGENT_TEMPLATE, WORKER_UNIT, BEAT_UNIT])
+@pytest.mark.parametrize("unit", [TMUX_UNIT, AGENT_TEMPLATE, WORKER_UNIT, BEAT_UNIT, BROKER_UNIT])
 def test_each_unit_restarts_starts_at_boot_and_runs_absolute_executables(
     unit_dir: Path, unit: str
 ) -> None:
@@ -155,8 +159,9 @@ def test_fleet_units_run_the_fleet_verbs_with_settings_and_the_secrets_file(
     unit_dir: Path, host_settings: Settings
 ) -> None:
     expected = {
-        AGENT_TEMPLATE: ([f"{FLEET} start %i"], [f"{FLEET} stop %i"]),
+        AGENT_TEMPLATE: ([f"{FLEET} start --wait %i"], [f"{FLEET} stop %i"]),
         WORKER_UNIT: ([f"{FLEET} worker"], []),
+        BROKER_UNIT: ([f"{FLEET} broker"], []),
         BEAT_UNIT: ([f"{FLEET} beat"], []),
     }
     for unit, (start, stop) in expected.items():
@@ -168,6 +173,40 @@ def test_fleet_units_run_the_fleet_verbs_with_settings_and_the_secrets_file(
         assert env["FLEET_HOME"] == str(host_settings.home)
         assert env["FLEET_HOST"] == "box1"
         assert env["FLEET_TMUX_SOCKET"] == host_settings.tmux_socket
+
+
+def test_systemd_watches_the_agent_not_a_oneshot(unit_dir: Path) -> None:
+    service = parse_unit((unit_dir / AGENT_TEMPLATE).read_text())["Service"]
+    assert service["Type"] == ["simple"] and "RemainAfterExit" not in service
+    assert service["Restart"] == ["on-failure"]
+
+
+def test_worker_and_beat_want_the_embedded_broker_and_start_after_it(unit_dir: Path) -> None:
+    for unit in (WORKER_UNIT, BEAT_UNIT):
+        section = parse_unit((unit_dir / unit).read_text())["Unit"]
+        assert BROKER_UNIT in section["Wants"] and BROKER_UNIT in section["After"], unit
+    broker = parse_unit((unit_dir / BROKER_UNIT).read_text())["Service"]
+    assert broker["Restart"] == ["always"] and broker["UMask"] == ["0077"]
+
+
+def test_an_external_broker_gets_no_broker_unit(tmp_path: Path, host_settings: Settings) -> None:
+    external = host_settings.model_copy(update={"broker_url": "redis://hub:6379/0"})
+    units = render_units(external, make_roster(), fleet=Path(FLEET))
+    assert BROKER_UNIT not in units and BROKER_UNIT not in units[WORKER_UNIT]
+    assert BROKER_UNIT not in units_to_enable(external, make_roster(), beat=True)
+
+
+def test_linger_is_read_from_loginctl_and_explained() -> None:
+    linger, why = linger_state()
+    done = subprocess.run(
+        ["loginctl", "show-user", os.environ.get("USER") or "root", "-p", "Linger", "--value"],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode == 0:
+        assert linger is (done.stdout.strip() == "yes") and why == ""
+    else:
+        assert linger is None and why
 
 
 def test_agent_units_need_the_tmux_server(unit_dir: Path) -> None:
@@ -223,6 +262,7 @@ def test_only_this_hosts_agents_of_this_tenant_are_enabled(host_settings: Settin
     roster = make_roster()
     assert local_agents(host_settings, roster) == ["orch", "enh", "boxed"]
     assert units_to_enable(host_settings, roster, beat=False) == [
+        BROKER_UNIT,
         TMUX_UNIT,
         WORKER_UNIT,
         "fleet-agent@orch.service",
@@ -260,7 +300,7 @@ def test_set_agent_enabled_says_why_when_there_is_no_user_systemd() -> None:
 
 
 def write_roster_file(home: Path) -> None:
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as fleet makes it
     (home / "roster.yaml").write_text(make_roster().to_yaml())
 
 
@@ -285,13 +325,14 @@ def test_cli_writes_units_and_enables_or_says_why_not(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     unit_dir = tmp_path / "user" / ".config" / "systemd" / "user"
     assert (unit_dir / AGENT_TEMPLATE).is_file()
-    assert "loginctl enable-linger" in done.stdout
+    linger, _ = linger_state()
+    assert ("linger is on" if linger else "loginctl enable-linger") in done.stdout
     reason = user_manager_unavailable()
     if reason is None:
         assert "enabled: fleet-tmux.service" in done.stdout
     else:
         assert f"fleet: not enabled: {reason}" in done.stderr
-        assert "systemctl --user enable --now fleet-tmux.service" in done.stderr
+        assert "systemctl --user enable --now fleet-broker.service fleet-tmux" in done.stderr
 
 
 def test_cli_json(tmp_path: Path) -> None:
@@ -302,7 +343,8 @@ def test_cli_json(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["unit_dir"] == str(tmp_path / "u")
-    assert len(data["written"]) == 4 and data["enabled"] == []
+    assert len(data["written"]) == 5 and data["enabled"] == []
+    assert data["linger"] == linger_state()[0]
     assert BEAT_UNIT not in data["to_enable"]
 
 
@@ -315,7 +357,7 @@ def test_cli_refuses_enable_outside_the_user_unit_dir_and_writes_nothing(tmp_pat
 
 
 def test_cli_bad_roster_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
-    (tmp_path / "home").mkdir()
+    (tmp_path / "home").mkdir(mode=0o700)
     (tmp_path / "home" / "roster.yaml").write_text("agents: [{name: x}]\n")
     done = fleet_cli(tmp_path, "--unit-dir", str(tmp_path / "u"))
     assert done.returncode == 2
