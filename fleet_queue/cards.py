@@ -81,6 +81,8 @@ class EventKind(enum.StrEnum):
     """A host worker dropped a delivery message that the fence refused."""
     UNDELIVERED = "undelivered"
     """A host worker left a card it could not type to its lease's expiry."""
+    OPERATOR = "operator"
+    """An operator's action from the console (``detail``: ``by <user>: <what>``)."""
     RESTARTED = "restarted"
     """A host worker restarted an agent whose pane had died (no card; ``agent`` names it)."""
     BROKEN = "broken"

@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # rich, SQLAlchemy and the server load only when the command 
 
 DEFAULT_INTERVAL = 3.0
 DEFAULT_PORT = 8765
+LIVE_INTERVAL = 1.0
+"""The web console looks at the store at least this often for its live panels."""
 WIDE_COLUMN = 24
 """Side by side needs this many terminal columns per board column; else one section each."""
 TITLE_WIDTH = 40
@@ -45,10 +47,11 @@ def board(
     ] = 20,
     watch: Annotated[bool, typer.Option("--watch", help="Redraw until Ctrl-C.")] = False,
     interval: Annotated[
-        float, typer.Option("--interval", help="Seconds between redraws (and page reloads).")
+        float,
+        typer.Option("--interval", help="Seconds between redraws (the web console: at most 1)."),
     ] = DEFAULT_INTERVAL,
     serve: Annotated[
-        bool, typer.Option("--serve", help="Serve the web board (auth: FLEET_BOARD_AUTH).")
+        bool, typer.Option("--serve", help="Serve the web console (auth: FLEET_BOARD_AUTH).")
     ] = False,
     bind: Annotated[str, typer.Option("--bind", help="Address the web board listens on.")] = (
         "127.0.0.1"
@@ -59,13 +62,20 @@ def board(
     _check_options(as_json, limit, watch, interval, serve, port)
     settings = settings_of(ctx)
     if serve:
-        from fleet_queue.board_web import serve_board
+        from fleet_queue.console.app import serve_console
+        from workers.pane_stream import TmuxTerminal  # the CLI composes: the console gets panes
 
         def ready(url: str) -> None:
             typer.echo(f"serving the board on {url} (Ctrl-C to stop)")
 
-        serve_board(
-            settings, bind, port, limit=limit, refresh=max(round(interval), 1), on_ready=ready
+        serve_console(
+            settings,
+            bind,
+            port,
+            limit=limit,
+            interval=min(interval, LIVE_INTERVAL),
+            on_ready=ready,
+            terminal_factory=TmuxTerminal,
         )
         return
 

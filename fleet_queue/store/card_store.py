@@ -6,7 +6,8 @@
 - ``lifecycle``: claim, deliver, renew, complete, fail, release (the fence);
 - ``recovery``: reclaim, block, unblock;
 - ``read_models``: card, list, events, stats, board, tick view;
-- ``fleet_state``: the pause flag and the agents' status rows.
+- ``fleet_state``: the pause flag and the agents' status rows;
+- ``operator_ops``: what only an operator does (aim a card elsewhere).
 
 The store knows nothing of Celery: whoever wants a change announced (a supervisor tick
 nudged) passes ``on_change``; it is called with the kind of change ("created", "done",
@@ -20,12 +21,13 @@ from fleet_queue.store import migrate
 from fleet_queue.store.fleet_state import FleetState
 from fleet_queue.store.intake import Intake
 from fleet_queue.store.lifecycle import Lifecycle
+from fleet_queue.store.operator_ops import OperatorOps
 from fleet_queue.store.read_models import ReadModels
 from fleet_queue.store.recovery import Recovery
 from fleet_queue.store.transactions import ChangeHook
 
 
-class CardStore(Intake, Lifecycle, Recovery, ReadModels, FleetState):
+class CardStore(Intake, Lifecycle, Recovery, ReadModels, FleetState, OperatorOps):
     """The backlog of record, bound to one tenant; every method is one transaction."""
 
     @classmethod
