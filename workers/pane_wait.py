@@ -9,11 +9,11 @@ meanwhile has a new process, and the wait goes on with it.
 
 from __future__ import annotations
 
-import os
 import time
 
 from fleet_queue.roster import Roster
 from fleet_queue.settings import Settings
+from workers.heartbeat import pid_alive
 from workers.tmux import TmuxServer, pane_target
 
 WAIT_INTERVAL = 2.0
@@ -30,16 +30,6 @@ def pane_process(server: TmuxServer, agent: str) -> int | None:
     return int(pid)
 
 
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def wait_while_alive(
     settings: Settings, roster: Roster, agent: str, interval: float = WAIT_INTERVAL
 ) -> str:
@@ -49,5 +39,5 @@ def wait_while_alive(
         pid = pane_process(server, agent)
         if pid is None:
             return f"agent {agent}: its session is gone or its pane is dead"
-        while process_alive(pid):
+        while pid_alive(pid):
             time.sleep(interval)
