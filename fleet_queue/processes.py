@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from fleet_queue.broker import (
     broker_reachable,
@@ -95,6 +95,32 @@ def child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl``, looked up in the parent: the child between fork and exec only calls it."""
+    if sys.platform != "linux":
+        return None
+    import ctypes
+
+    try:
+        return cast(Callable[..., int], ctypes.CDLL(None, use_errno=True).prctl)
+    except (OSError, AttributeError):
+        return None
+
+
+PRCTL = _prctl()
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In the child before exec (Linux): SIGTERM when ``fleet up`` dies, even by SIGKILL.
+
+    The children have sessions of their own, so nothing else would end them: a killed
+    ``up`` would leave a worker, beat and broker running with nobody watching.
+    """
+    if PRCTL is not None:
+        PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 @dataclass
 class Child:
     """One supervised process: its command, log, and what ``fleet up`` shows of it."""
@@ -124,6 +150,7 @@ class Child:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         self.started_at = time.monotonic()
         self.retry_at = None

@@ -24,7 +24,7 @@ from fleet_queue.private import FILE_MODE, ensure_private_dir
 from fleet_queue.processes import child_env
 from fleet_queue.settings import Settings
 from fleet_queue.up import HostAgents, mark_agents_stopped
-from fleet_queue.up_state import read_state, running_up, up_log_path
+from fleet_queue.up_state import pid_path, read_state, running_up, state_path, up_log_path
 
 START_TIMEOUT = 120.0
 DOWN_TIMEOUT = 90.0
@@ -91,6 +91,9 @@ def bring_down(settings: Settings, agents: HostAgents, timeout: float = DOWN_TIM
         children = [row for row in state.get("children", []) if row.get("pid")]
         _stop_up(settings, report.up_pid, timeout)
         report.stopped.append(f"fleet up (pid {report.up_pid})")
+    else:  # a killed `up` leaves its files (its lock died with it): they mean nothing now
+        pid_path(settings).unlink(missing_ok=True)
+        state_path(settings).unlink(missing_ok=True)
     left = [f"{row['name']} (pid {row['pid']})" for row in children if owned(row["pid"], settings)]
     if left:
         raise HostError(f"still running after fleet up stopped: {', '.join(left)}")

@@ -250,3 +250,23 @@ def test_demo_twice_in_a_row_leaves_no_process_tmux_server_or_socket(scratch: Pa
         )
         assert unix_sockets_naming(scratch) == []
         assert list(scratch.iterdir()) == []  # its home, pid file and lock went with it
+
+
+def test_a_killed_up_takes_its_children_with_it_and_down_stops_the_agents(
+    home: Settings, foreground_up: subprocess.Popen[bytes]
+) -> None:
+    state = read_state(home)
+    assert state is not None
+    pids = [row["pid"] for row in state["children"]]
+    foreground_up.kill()  # SIGKILL: no clean-up of its own runs
+    foreground_up.wait()
+
+    def gone() -> bool:
+        return not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+    wait_until(gone, timeout=scaled(30), what="worker, beat and broker to end with their up")
+    assert running_up(home) is None  # the lock died with it
+    down = fleet(home, "down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "no fleet up was running" in down.stdout
+    assert_nothing_left(home)  # its stale pid and state files too
