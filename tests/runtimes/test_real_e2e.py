@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,8 @@ import redis
 
 from fleet_queue.card_text import render_card
 from fleet_queue.cards import NewCard
-from fleet_queue.model_double import ModelDouble, RecordedRequest
+from fleet_queue.fleet_view import fleet_rows
+from fleet_queue.model_double import ModelDouble, RecordedRequest, Reply, ToolCall, card_closer
 from fleet_queue.roster import parse_roster
 from fleet_queue.settings import Settings
 from tests.runtimes.conftest import KEY, RUNTIME_BIN, runtime_binary
@@ -250,3 +253,194 @@ def test_a_card_goes_through_each_real_tui_and_ends_done_once(
         # each closed its own card through the host worker's agent socket, from its pane
         log = (settings.home / "logs" / "worker.log").read_text()
         assert "agent socket: cc done k-cc" in log and "agent socket: cx done k-cx" in log
+
+
+def short_lease(startup: float) -> float:
+    """A lease a turn fits in, short enough that several of them pass in a test."""
+    return max(scaled(3.0), 3 * startup)
+
+
+def on_card(card_id: str, **change: Any) -> Callable[[RecordedRequest], Reply]:
+    """The double's card closer, but the card's first turn (before any tool result) is
+    answered with ``change`` (a think time, never): keyed on the card's own text, so the
+    CLIs' side requests and other cards' turns never use it up."""
+    mark = f"fleet card done {card_id} --token"
+
+    def answer(request: RecordedRequest) -> Reply:
+        reply = card_closer(request)
+        text = request.last_user_text()
+        if mark in text and not request.tool_results_since_user_text():
+            return replace(reply, **change)
+        return reply
+
+    return answer
+
+
+def test_a_think_of_several_leases_keeps_the_card_renewed_from_hook_evidence(
+    fleet_settings_for: Callable[..., Settings],
+    double: ModelDouble,
+    panes_env: Path,
+    startup: float,
+) -> None:
+    lease = short_lease(startup)
+    settings = fleet_settings_for(lease_ttl=lease)
+    think = 3 * lease
+    double.responder = on_card("th-cc", think_time=think)
+    with real_fleet(settings, double, panes_env, coder("cc", "claude", double, panes_env)) as fleet:
+        fleet.store.create(NewCard(id="th-cc", title="think long", target_agent="cc"))
+        fleet.wait_status("th-cc", "done", timeout=think + scaled(60))
+        events = kinds(fleet, "th-cc")
+        assert events.count("delivered") == 1 and events.count("done") == 1, events
+        assert events.count("renewed") >= 2, events  # kept through three lease lengths
+        assert "reclaimed" not in events and "released" not in events, events
+        first_turns = [
+            r for r in card_turns(double, "th-cc") if not r.tool_results_since_user_text()
+        ]
+        assert len(first_turns) == 1  # typed once: no second delivery reached the model
+        assert_exact_text(fleet, double, "th-cc")
+
+
+def test_a_model_that_never_answers_ends_in_reclaim_after_the_card_timeout(
+    fleet_settings_for: Callable[..., Settings],
+    double: ModelDouble,
+    panes_env: Path,
+    startup: float,
+) -> None:
+    lease = short_lease(startup)
+    settings = fleet_settings_for(lease_ttl=lease, card_timeout=lease)
+    double.responder = on_card("nv-cc", never=True)
+    with real_fleet(settings, double, panes_env, coder("cc", "claude", double, panes_env)) as fleet:
+        fleet.store.create(NewCard(id="nv-cc", title="no answer", target_agent="cc"))
+        wait_until(
+            lambda: "reclaimed" in kinds(fleet, "nv-cc"),
+            timeout=settings.card_timeout + 2 * lease + scaled(60),
+            what=f"nv-cc reclaimed: {kinds(fleet, 'nv-cc')}",
+        )
+        card = fleet.store.get("nv-cc")
+        events = fleet.store.events(card_id="nv-cc")
+        delivered = next(e for e in events if e.kind == "delivered")
+        reclaimed = next(e for e in events if e.kind == "reclaimed")
+        # renewed while Claude Code's hooks said busy, but not past the card timeout
+        assert (reclaimed.at - delivered.at).total_seconds() >= settings.card_timeout
+        assert card.status != "done"
+        time.sleep(2 * settings.tick_interval)  # ticks pass: the busy agent gets nothing
+        assert kinds(fleet, "nv-cc").count("delivered") == 1
+        assert len(card_turns(double, "nv-cc")) == 1
+
+
+def test_a_permission_prompt_shows_waiting_in_fleet_ps_and_nothing_is_typed_into_it(
+    fleet_settings_for: Callable[..., Settings],
+    double: ModelDouble,
+    panes_env: Path,
+    startup: float,
+) -> None:
+    # attended, in Claude Code's "default" permission mode: a Bash call asks the person
+    lease = short_lease(startup)
+    settings = fleet_settings_for(lease_ttl=lease)
+    attended = coder("cc", "claude", double, panes_env, unattended=False)
+    touch = ToolCall("Bash", {"command": "touch fq-perm-probe", "description": "touch a file"})
+    double.responder = lambda r: (
+        Reply(tool_calls=[touch]) if "pm-cc" in r.last_user_text() else card_closer(r)
+    )
+    roster_extra = {"runtimes": {"claude": {"command": "claude --permission-mode default"}}}
+    data = {**fleet_roster(double, panes_env, attended), **roster_extra}
+    with running_fleet(settings, data) as fleet:
+        fleet.store.create(NewCard(id="pm-cc", title="ask first", target_agent="cc"))
+        wait_until(
+            lambda: ps_row(fleet, "cc")["readiness"] == "waiting",
+            timeout=scaled(60),
+            what="cc waiting in fleet ps --json",
+        )
+        assert ps_row(fleet, "cc")["current_card"] == "pm-cc"
+        # the dialog has the keyboard: not even --force types into it
+        sent = operator(fleet, "agent", "send", "cc", "--force", "--message", "1")
+        assert sent.returncode != 0 and "waiting for a person" in sent.stderr, sent.stderr
+        # a person will answer: the lease is renewed meanwhile, the card stays cc's
+        wait_until(
+            lambda: "renewed" in kinds(fleet, "pm-cc"),
+            timeout=lease + scaled(30),
+            what="pm-cc renewed while waiting",
+        )
+        card = fleet.store.get("pm-cc")
+        assert (card.status, card.lease_owner) == ("claimed", "cc")
+        assert not (panes_env / "fq-perm-probe").exists()
+
+
+def test_a_crashed_cli_shows_dead_within_one_status_interval(
+    fleet_settings_for: Callable[..., Settings],
+    double: ModelDouble,
+    panes_env: Path,
+) -> None:
+    settings = fleet_settings_for(host_status_interval=1.0)
+    with real_fleet(
+        settings,
+        double,
+        panes_env,
+        coder("cc", "claude", double, panes_env),
+        coder("cx", "codex", double, panes_env),
+    ) as fleet:
+        for agent in ("cc", "cx"):
+            row = next(s for s in fleet.store.agent_statuses() if s.agent == agent)
+            assert row.readiness == "available" and row.pid is not None
+            os.kill(row.pid, signal.SIGKILL)
+            killed = time.monotonic()
+            wait_until(
+                lambda: readiness_now(fleet, agent) == "dead",  # noqa: B023 (called at once)
+                timeout=scaled(30),
+                interval=0.02,
+                what=f"{agent} dead in fleet ps",
+            )
+            took = time.monotonic() - killed
+            # one interval, plus one status round's own work on this machine
+            assert took <= settings.host_status_interval + scaled(1.0), took
+
+
+def readiness_now(fleet: Fleet, agent: str) -> str:
+    """What ``fleet ps`` shows for the agent now (its rows, read in this process)."""
+    rows = fleet_rows(fleet.store, fleet.roster, fleet.settings)
+    return next(r.readiness for r in rows if r.agent == agent)
+
+
+def hb_status(settings: Settings, agent: str) -> str | None:
+    hb = read_heartbeat(settings.run_dir, agent)
+    return hb.status if hb else None
+
+
+def test_send_verify_is_true_exactly_when_the_model_received_the_prompt(
+    fleet_settings_for: Callable[..., Settings],
+    double: ModelDouble,
+    panes_env: Path,
+) -> None:
+    settings = fleet_settings_for()
+    think = scaled(3.0)
+    double.responder = lambda r: Reply(
+        text="ok", think_time=think if "Hello" in r.last_user_text() else 0.0
+    )
+    with real_fleet(
+        settings,
+        double,
+        panes_env,
+        coder("cc", "claude", double, panes_env),
+        coder("cx", "codex", double, panes_env),
+    ) as fleet:
+        for agent in ("cc", "cx"):
+            text = f"Hello {agent}: a line from the operator, ünïcode kept."
+            sent = operator(fleet, "agent", "send", agent, "--json", "--message", text)
+            assert sent.returncode == 0, sent.stderr
+            receipt = json.loads(sent.stdout)
+            assert receipt["verified"] is True and receipt["evidence"] == "runtime"
+            got = double.wait_for(
+                lambda r: text in r.last_user_text(),  # noqa: B023
+                timeout=scaled(30),
+            )
+            assert got.last_user_text() == f"[from testhost:operator #{receipt['nonce']}] {text}"
+            # while the model thinks the agent is busy: refused, nothing typed, never received
+            held = f"Held {agent}: this must never reach the model."
+            refused = operator(fleet, "agent", "send", agent, "--json", "--message", held)
+            assert refused.returncode != 0 and "busy" in refused.stderr, refused.stderr
+            wait_until(
+                lambda: hb_status(settings, agent) == "ok",  # noqa: B023 (called at once)
+                timeout=think + scaled(30),
+                what=f"{agent}'s turn over",
+            )
+            assert not [r for r in double.requests if held in json.dumps(r.body)]
