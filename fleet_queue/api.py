@@ -40,6 +40,7 @@ from fleet_queue.importers import load_cards
 from fleet_queue.settings import Settings, load_settings
 from fleet_queue.store import CardStore
 from fleet_queue.store.transactions import ChangeHook, ProgressHook
+from fleet_queue.targets import check_targets
 
 
 def new_card_id() -> str:
@@ -75,9 +76,11 @@ class Backlog:
         acceptance: Any = None,
         idempotency_key: str | None = None,
         max_attempts: int | None = None,
+        allow_unknown_target: bool = False,
     ) -> Card:
-        """Create one ready card (``id=None`` picks a fresh id)."""
-        return self.store.create(
+        """Create one ready card (``id=None`` picks a fresh id). A target no roster agent
+        has is refused (UsageError) unless ``allow_unknown_target`` (``fleet_queue.targets``)."""
+        return self._create(
             NewCard(
                 id=id or new_card_id(),
                 title=title,
@@ -90,19 +93,37 @@ class Backlog:
                 acceptance=acceptance,
                 idempotency_key=idempotency_key,
                 max_attempts=max_attempts,
-            )
+            ),
+            allow_unknown_target,
         )
 
+    def _create(self, card: NewCard, allow_unknown_target: bool) -> Card:
+        check_targets(self.settings, [card], allow_unknown=allow_unknown_target)
+        return self.store.create(card)
+
     def create_many(
-        self, cards: Iterable[NewCard | dict[str, Any]], *, progress: ProgressHook | None = None
+        self,
+        cards: Iterable[NewCard | dict[str, Any]],
+        *,
+        progress: ProgressHook | None = None,
+        allow_unknown_target: bool = False,
     ) -> BulkResult:
-        """Create many cards in one transaction (all or none)."""
+        """Create many cards in one transaction (all or none; targets checked as in create)."""
         batch = [c if isinstance(c, NewCard) else NewCard.from_mapping(c) for c in cards]
+        check_targets(self.settings, batch, allow_unknown=allow_unknown_target)
         return self.store.create_many(batch, progress=progress)
 
-    def import_file(self, path: str | Path, *, progress: ProgressHook | None = None) -> BulkResult:
+    def import_file(
+        self,
+        path: str | Path,
+        *,
+        progress: ProgressHook | None = None,
+        allow_unknown_target: bool = False,
+    ) -> BulkResult:
         """Import a YAML list, a JSONL file or a goals file (see ``fleet_queue.importers``)."""
-        return self.store.create_many(load_cards(Path(path)), progress=progress)
+        return self.create_many(
+            load_cards(Path(path)), progress=progress, allow_unknown_target=allow_unknown_target
+        )
 
     def list(
         self,
@@ -147,6 +168,7 @@ def enqueue(
     target_class: str | None = None,
     acceptance: Any = None,
     idempotency_key: str | None = None,
+    allow_unknown_target: bool = False,
     settings: Settings | None = None,
     store: CardStore | None = None,
     on_change: ChangeHook | None = None,
@@ -170,6 +192,7 @@ def enqueue(
             target_class=target_class,
             acceptance=acceptance,
             idempotency_key=idempotency_key,
+            allow_unknown_target=allow_unknown_target,
         )
     finally:
         backlog.close()

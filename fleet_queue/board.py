@@ -162,20 +162,19 @@ class Waits:
     """Why a ready card is not taken, from the roster and the agents' status rows."""
 
     def __init__(self, roster: Roster, statuses: list[AgentStatus], tenant: str) -> None:
-        team = [a for a in roster.agents if a.tenant_or(tenant) == tenant]
-        self.agents = {a.name for a in team}
-        self.classes = {a.agent_class for a in team}
+        from fleet_queue.targets import Targets
+
+        self.targets = Targets.of(roster, tenant)
         self.readiness = {s.agent: str(s.readiness) for s in statuses}
 
     def why(self, card: Card) -> str | None:
+        stranger = self.targets.stranger(card.target_agent, card.target_class)
+        if stranger is not None:
+            return f"{UNTARGETABLE}: no {stranger} in the roster"
         if card.target_agent is not None:
-            if card.target_agent not in self.agents:
-                return f"{UNTARGETABLE}: no agent {card.target_agent} in the roster"
             state = self.readiness.get(card.target_agent, "unreported")
             if state in ("broken", "paused", "dead", "briefing", "unreported", "stale"):
                 return f"agent {card.target_agent} is {state}"
-        elif card.target_class is not None and card.target_class not in self.classes:
-            return f"{UNTARGETABLE}: no agent of class {card.target_class} in the roster"
         return None
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from fleet_queue.audit import record
 from fleet_queue.cards import Card, CardStatus, NewCard
 from fleet_queue.cli.common import JsonFlag, emit, get_console, print_table
 from fleet_queue.cli.common import settings_of as _settings_of
@@ -38,6 +39,12 @@ TokenOpt = Annotated[
 Ttl = Annotated[
     float | None,
     typer.Option("--ttl", help="Lease seconds [default: FLEET_LEASE_TTL].", min=0, max=YEAR),
+]
+AllowUnknownTarget = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unknown-target", help="Accept a target agent/class the roster does not have."
+    ),
 ]
 
 
@@ -119,10 +126,12 @@ def create(
         str | None, typer.Option("--idempotency-key", help="A repeat returns the first card.")
     ] = None,
     max_attempts: Annotated[int | None, typer.Option("--max-attempts", min=1)] = None,
+    allow_unknown: AllowUnknownTarget = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a ready card."""
     from fleet_queue.api import new_card_id
+    from fleet_queue.targets import check_targets
 
     new = NewCard(
         id=card_id or new_card_id(),
@@ -137,6 +146,7 @@ def create(
         idempotency_key=idempotency_key,
         max_attempts=max_attempts,
     )
+    check_targets(settings_of(ctx), [new], allow_unknown=allow_unknown)
     with open_store(ctx) as store:
         card = store.create(new)
     _say(card, f"{card.status.value} (priority {card.priority})", as_json)
@@ -252,6 +262,8 @@ def reclaim(
     """Return expired leases to ready (or failed at max attempts); --id forces one card."""
     with open_store(ctx) as store:
         done = [store.reclaim_card(card_id)] if card_id else store.reclaim_expired()
+        if card_id:
+            record(store, f"reclaimed it (token {done[0].token})", card=card_id)
     rows = [r.to_dict() for r in done]
     emit(
         rows,
@@ -274,6 +286,7 @@ def link(
     """Make CARD_ID depend on DEPENDS_ON (a cycle is refused)."""
     with open_store(ctx) as store:
         card = store.link(card_id, depends_on)
+        record(store, f"made it depend on {depends_on}", card=card_id)
     _say(card, f"depends on {', '.join(card.depends_on)}", as_json)
 
 
@@ -287,6 +300,7 @@ def block(
     """Park a card: it is never claimed until unblocked (a live lease ends)."""
     with open_store(ctx) as store:
         card = store.block(card_id, reason)
+        record(store, f"blocked it: {reason}", card=card_id)
     _say(card, "blocked", as_json)
 
 
@@ -295,6 +309,7 @@ def unblock(ctx: typer.Context, card_id: str, as_json: JsonFlag = False) -> None
     """Return a blocked (or failed) card to ready."""
     with open_store(ctx) as store:
         card = store.unblock(card_id)
+        record(store, "unblocked it", card=card_id)
     _say(card, "ready", as_json)
 
 
@@ -373,12 +388,15 @@ def events(
 def import_cards(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="YAML list, .jsonl, or a goals file.")],
+    allow_unknown: AllowUnknownTarget = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Create every card of a file in one transaction (all or none)."""
     from fleet_queue.importers import load_cards
+    from fleet_queue.targets import check_targets
 
     cards = load_cards(path)
+    check_targets(settings_of(ctx), cards, allow_unknown=allow_unknown)
     with open_store(ctx) as store:
         if len(cards) >= PROGRESS_FROM and not as_json:
             result = _import_with_progress(store, cards)

@@ -6,8 +6,10 @@ The rules kept here:
   a time) and row locks with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (concurrent claimers
   skip each other's rows), so no card is ever under two live leases.
 - **Claim order** for one agent: cards aimed at that agent, then at its class, then at
-  anyone; within a lane higher priority first, then older first. Each lane is an equality
-  probe on ``ix_cards_claim``; a batch asks each lane once for as many cards as agents want.
+  anyone (only for a request that ``take_untargeted``: the tick says no for the
+  orchestrator and the enhancer); within a lane higher priority first, then older first.
+  Each lane is an equality probe on ``ix_cards_claim``; a batch asks each lane once for as
+  many cards as agents want.
 - **Fencing tokens** are per card and only grow: every claim sets ``token = token + 1``;
   release and reclaim never lower it. Lease-holder operations (deliver, renew, complete,
   fail, release) name the token; any other token is refused and changes nothing.
@@ -141,6 +143,7 @@ class Lifecycle(StoreBase):
             found = self._probe(conn, route(None, agent_class), len(members))
             picks.extend(zip(members, found, strict=False))
             anyone.extend(members[len(found) :])
+        anyone = [r for r in anyone if r.take_untargeted]
         if anyone:
             ordered = [r for r in requests if r in anyone]
             found = self._probe(conn, "", len(ordered))
