@@ -103,8 +103,14 @@ class Settings(BaseSettings):
         le=16 * 1024 * 1024,
         description="Largest card text (title, body, acceptance) in UTF-8 bytes.",
     )
+    prices_file: Path | None = Field(
+        default=None, description="Model price overrides (docs/spend.md); default home/prices.yaml."
+    )
+    budgets_file: Path | None = Field(
+        default=None, description="Spend budgets (docs/spend.md); default home/budgets.yaml."
+    )
 
-    @field_validator("home", "roster_path", mode="after")
+    @field_validator("home", "roster_path", "prices_file", "budgets_file", mode="after")
     @classmethod
     def _expand(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         if value is None:

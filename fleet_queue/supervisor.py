@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from fleet_queue.roster import Roster
+from fleet_queue.spend.budgets import agents_held
 
 if TYPE_CHECKING:
     from fleet_queue.cards import AgentStatus, Claim, ClaimRequest
@@ -125,6 +126,9 @@ def run_tick(
         return result
     statuses = fresh_statuses(view.statuses, view.now, settings)
     agents = available_agents(roster, statuses, view.leased, settings)
+    if agents:  # over budget (or ahead of pace): no new card (fleet_queue.spend.budgets)
+        held = agents_held(store, roster, settings, view.now)
+        agents = [status for status in agents if status.agent not in held]
     result.candidates = len(agents)
     if agents:
         for claim in store.claim_batch(

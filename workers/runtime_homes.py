@@ -4,8 +4,10 @@ Claude Code gets ``CLAUDE_CONFIG_DIR`` = ``FLEET_HOME/agents/<agent>/claude``
 (0700): ``.claude.json`` with onboarding done, the working directory trusted and
 the API key's approval (its last 20 characters, as Claude Code itself stores
 them), and ``settings.json`` with our hooks (``workers.hooks``) on every event
-that says what the agent does, plus the acceptance of the unattended switch's
-warning screen. Codex gets ``CODEX_HOME`` = ``FLEET_HOME/agents/<agent>/codex``
+that says what the agent does, the budget guard on ``PreToolUse`` (refuses tool
+calls while ``run/<agent>.over-budget`` exists), plus the acceptance of the
+unattended switch's warning screen. Codex gets
+``CODEX_HOME`` = ``FLEET_HOME/agents/<agent>/codex``
 (0700) with ``config.toml``: the model provider from the agent's
 ``OPENAI_BASE_URL``, the working directory trusted, no update check, and
 ``notify`` = our hook program.
@@ -44,6 +46,10 @@ CODEX_KEY_VAR = "OPENAI_API_KEY"
 SANDBOX_VAR = "IS_SANDBOX"
 """Claude Code's own switch: set to 1 it allows ``--dangerously-skip-permissions`` as root."""
 HOOK_MARK = "workers.hooks"
+BUDGET_MARK = "fleet-budget-guard"
+BUDGET_FLAG_SUFFIX = ".over-budget"
+"""``run/<agent>.over-budget``: written by ``workers.spend_scan`` when the agent's budget is
+spent and ``stop_turn`` is on; the PreToolUse hook refuses every tool call while it exists."""
 APPROVED_KEY_CHARS = 20
 
 
@@ -170,9 +176,24 @@ def _claude_settings(home: Path, hook: list[str], where: list[str], unattended: 
         command = shlex.join([*hook, event, *where])
         entries.append({"hooks": [{"type": "command", "command": command, "timeout": 10}]})
         hooks[event] = entries
+    hooks["PreToolUse"] = [
+        entry for entry in hooks.get("PreToolUse", []) if BUDGET_MARK not in json.dumps(entry)
+    ] + [{"hooks": [{"type": "command", "command": _budget_guard(where), "timeout": 10}]}]
     if unattended:
         data["skipDangerousModePermissionPrompt"] = True
     _write_json(path, data)
+
+
+def _budget_guard(where: list[str]) -> str:
+    """The PreToolUse hook: print the agent's over-budget flag file if there is one.
+
+    A shell ``cat``, not Python: it runs before every tool call. The file (written by
+    ``workers.spend_scan``) holds Claude Code's hook answer — refuse the call and end the
+    turn, with the reason; no file prints nothing and the call goes ahead.
+    """
+    agent, run_dir = where[where.index("--agent") + 1], where[where.index("--run-dir") + 1]
+    flag = shlex.quote(str(Path(run_dir) / f"{agent}{BUDGET_FLAG_SUFFIX}"))
+    return f"cat {flag} 2>/dev/null; exit 0 # {BUDGET_MARK}"
 
 
 def _codex_config(home: Path, env: dict[str, str], cwd: Path, notify: list[str]) -> None:

@@ -34,6 +34,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "systemd_cmd": ("install-systemd",),
     "board_cmd": ("board",),
     "doctor_cmd": ("doctor",),
+    "spend_cmd": ("spend",),
 }
 """Each group module and the top-level commands it registers, in help order
 (``tests/unit/test_cli_groups.py`` checks this against the modules)."""

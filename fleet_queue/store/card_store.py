@@ -7,7 +7,8 @@
 - ``recovery``: reclaim, block, unblock;
 - ``read_models``: card, list, events, stats, board, tick view;
 - ``fleet_state``: the pause flag and the agents' status rows;
-- ``operator_ops``: what only an operator does (aim a card elsewhere).
+- ``operator_ops``: what only an operator does (aim a card elsewhere);
+- ``spend_ledger``: the spend ledger and the reader's file marks (``spend_statements``).
 
 The store knows nothing of Celery: whoever wants a change announced (a supervisor tick
 nudged) passes ``on_change``; it is called with the kind of change ("created", "done",
@@ -24,10 +25,11 @@ from fleet_queue.store.lifecycle import Lifecycle
 from fleet_queue.store.operator_ops import OperatorOps
 from fleet_queue.store.read_models import ReadModels
 from fleet_queue.store.recovery import Recovery
+from fleet_queue.store.spend_ledger import SpendLedger
 from fleet_queue.store.transactions import ChangeHook
 
 
-class CardStore(Intake, Lifecycle, Recovery, ReadModels, FleetState, OperatorOps):
+class CardStore(Intake, Lifecycle, Recovery, ReadModels, FleetState, OperatorOps, SpendLedger):
     """The backlog of record, bound to one tenant; every method is one transaction."""
 
     @classmethod

@@ -132,3 +132,39 @@ fleet_state = sa.Table(
     sa.Column("paused_by", sa.String(200)),
     sa.Column("changed_at", sa.Double()),
 )
+
+spend = sa.Table(
+    "spend",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("agent", sa.String(200), primary_key=True),
+    sa.Column("card", sa.String(200), primary_key=True, server_default=""),
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("input_tokens", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("output_tokens", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("cache_read_tokens", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("cache_write_tokens", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("cost", sa.Double()),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+)
+"""The spend ledger: tokens and cost per tenant, UTC day, agent, card and model. ``card`` is
+``''`` for work outside any card (a key column, so it cannot be NULL); ``cost`` NULL means
+unknown (a model with no price): once unknown, the row's cost stays unknown."""
+sa.Index("ix_spend_day", spend.c.day)
+
+spend_offsets = sa.Table(
+    "spend_offsets",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("host", sa.String(255), primary_key=True),
+    sa.Column("agent", sa.String(200), primary_key=True),
+    sa.Column("path", sa.String(1000), primary_key=True),
+    sa.Column("offset", sa.BigInteger(), nullable=False),
+    sa.Column("state", sa.JSON(), nullable=False),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+)
+"""How far the spend reader has read each runtime record file, written in the same
+transaction as the ledger rows it gave: a restart of the reader counts nothing twice.
+``state`` is what reading on needs (Codex: the last cumulative total and model; Claude
+Code: the message keys already counted)."""
