@@ -42,6 +42,7 @@ def test_a_running_fleet_is_healthy(team: Fleet) -> None:
         "tmux": "ok",
         "runtimes": "ok",
         "host pause": "ok",
+        "state modes": "ok",
     }
     team.store.pause(reason="drill", by="test")
     code, report = doctor(env)

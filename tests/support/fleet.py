@@ -85,8 +85,14 @@ class Fleet:
         proc.wait()
 
     def restart_worker(self) -> None:
-        self.processes.watch()
-        assert wait_for_worker(self.settings, timeout=scaled(30))
+        """What ``fleet up`` does for a dead child: watch until its backoff has passed and
+        it is started again (one ``watch()`` right after the death only schedules it)."""
+
+        def answering() -> bool:
+            self.processes.watch()
+            return wait_for_worker(self.settings, timeout=0.5)
+
+        wait_until(answering, timeout=scaled(30), interval=0.1, what="the worker restarted")
 
 
 def fleet_settings(home: Path, broker_url: str | None, socket: str, **overrides: Any) -> Settings:
