@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 from typing import Annotated
 
@@ -69,24 +68,26 @@ def pause(
     reason: Annotated[str, typer.Option(help="Why, shown in ps and stats.")] = "operator pause",
 ) -> None:
     """Stop dispatch and delivery fleet-wide until `fleet resume`."""
+    from fleet_queue.audit import actor
     from fleet_queue.composition import open_card_store
     from fleet_queue.pause import pause_fleet
 
     settings = settings_of(ctx)
     store = open_card_store(settings)
-    pause_fleet(store, settings, reason, by=f"{settings.host}:{getpass.getuser()}")
+    pause_fleet(store, settings, reason, by=actor())
     typer.echo(f"paused: {reason}")
 
 
 def resume(ctx: typer.Context) -> None:
     """Resume dispatch and nudge a tick."""
+    from fleet_queue.audit import actor
     from fleet_queue.composition import open_card_store
     from fleet_queue.nudge import nudge_tick
     from fleet_queue.pause import resume_fleet
 
     settings = settings_of(ctx)
     store = open_card_store(settings)
-    resume_fleet(store, settings, by=f"{settings.host}:{getpass.getuser()}")
+    resume_fleet(store, settings, by=actor())
     nudge_tick(settings, reason="resume")
     typer.echo("resumed")
 

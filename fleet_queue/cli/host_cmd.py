@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from fleet_queue.cli import agent_hold_cmd
 from fleet_queue.cli.common import JsonFlag, emit, print_table, settings_of
 from fleet_queue.errors import HostError, UsageError
 from fleet_queue.roster import (
@@ -290,6 +291,7 @@ def send(
     roster.known(name)
     receipt = _deliver(settings, roster, name, text, source, verify, force, verify_timeout)
     state = "accepted" if receipt.verified else "sent"
+    _audit(settings, name, f"typed into {name} ({state}): {_typed(text, receipt)}")
     emit(
         receipt.as_dict(),
         as_json,
@@ -336,6 +338,7 @@ def brief(
     if send_it:
         receipt = _deliver(settings, roster, name, the_brief.text, None, True, force)
         data["sent"] = receipt.as_dict()
+        _audit(settings, name, f"typed {name}'s brief into it: {_typed(the_brief.text, receipt)}")
     emit(data, as_json, lambda: typer.echo(the_brief.text))
 
 
@@ -457,6 +460,7 @@ def add(
     data["agents"].append(entry)
     new = parse_roster(data, str(settings.effective_roster_path))
     write_roster(new, settings.effective_roster_path)
+    _audit(settings, name, f"added agent {name} (runtime {runtime}, class {agent_class})")
     started = []
     boot: str | None = None
     if new.agent(name).host_or(settings.host) == settings.host:
@@ -474,13 +478,25 @@ def add(
     )
 
 
-def _forget_status(settings: Settings, name: str) -> None:
-    """``ps`` should not list a removed agent as gone forever."""
+def _typed(text: str, receipt: DeliveryReceipt) -> str:
+    """What the trail keeps of a message: the hash and length of the text the operator
+    gave (so they can check it against their own copy), and how it went in."""
+    from fleet_queue.audit import text_digest
+
+    return f"{text_digest(text)} by {receipt.method}, source {receipt.source}"
+
+
+def _audit(settings: Settings, agent: str, what: str, *, forget: bool = False) -> None:
+    """The ``operator`` event of an action on an agent, with its actor (``fleet_queue.audit``);
+    ``forget``: also drop its status rows, so ``ps`` does not list a removed agent as gone."""
+    from fleet_queue.audit import record
     from fleet_queue.composition import open_card_store
 
     store = open_card_store(settings)
     try:
-        store.forget_agent(name)
+        if forget:
+            store.forget_agent(agent)
+        record(store, what, agent=agent)
     finally:
         store.close()
 
@@ -522,7 +538,7 @@ def remove(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
         boot = _boot_unit(name, enabled=False)
         stop_agents(settings, roster, [name])
     write_roster(new, settings.effective_roster_path)
-    _forget_status(settings, name)
+    _audit(settings, name, f"removed agent {name} from the roster", forget=True)
     emit(
         {"agent": name, "removed": True, "boot_unit": boot},
         as_json,
@@ -539,6 +555,7 @@ def register(app: typer.Typer) -> None:
     app.command("ps")(ps)
     for command in (send, brief, tail, watch, attach, reset, status, add, remove):
         agent_app.command(command.__name__)(command)
+    agent_hold_cmd.register(agent_app)  # pause, resume
     app.add_typer(agent_app, name="agent")
 
 

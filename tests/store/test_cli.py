@@ -78,7 +78,8 @@ def test_card_fail_renew_reclaim_block(backlog: Path) -> None:
     assert data("backlog", "unblock", "A1")["status"] == "ready"
     assert data("backlog", "block", "A1", "--reason", "hold")["status"] == "blocked"
     assert data("backlog", "stats")["counts"]["blocked"] == 1
-    assert [e["kind"] for e in data("backlog", "events", "--card", "A1")][-1] == "blocked"
+    kinds = [e["kind"] for e in data("backlog", "events", "--card", "A1")]
+    assert kinds[-2:] == ["blocked", "operator"]  # the block, then who did it
     assert data("backlog", "events", "--since", "3600", "--kind", "claimed")
 
 
