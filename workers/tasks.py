@@ -258,7 +258,20 @@ def collect_status(task: Task) -> dict[str, Any]:
         "available": became_available,
         "renewed": renewed,
         "supervision": [f"{a.agent}: {a.action}" for a in actions],
+        "spend": scan_spend(ctx),
     }
+
+
+def scan_spend(ctx: FleetContext) -> dict[str, object] | str:
+    """The agents' new transcript and rollout lines into the ledger, budgets enforced
+    (``workers.spend_scan``); its failure never fails the status collection."""
+    from workers.spend_scan import scan_host
+
+    try:
+        return scan_host(ctx.settings, ctx.roster, ctx.store).as_dict()
+    except FleetError as exc:
+        log.warning("spend scan: %s", exc)
+        return str(exc)
 
 
 def supervise_host(ctx: FleetContext, probes: list[AgentProbe]) -> list[Action]:
