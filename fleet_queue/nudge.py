@@ -120,7 +120,17 @@ def _origin() -> str:
 
 
 NUDGE_KINDS = frozenset(
-    {"created", "done", "failed", "released", "reclaimed", "unblocked", "linked", "resumed"}
+    {
+        "created",
+        "done",
+        "failed",
+        "released",
+        "reclaimed",
+        "unblocked",
+        "linked",
+        "resumed",
+        "agent_resumed",
+    }
 )
 """Store changes after which a tick may find something new to dispatch."""
 

@@ -125,7 +125,11 @@ def run_tick(
         result.paused = True
         return result
     statuses = fresh_statuses(view.statuses, view.now, settings)
-    agents = available_agents(roster, statuses, view.leased, settings)
+    agents = [
+        status
+        for status in available_agents(roster, statuses, view.leased, settings)
+        if status.agent not in view.held  # paused by name
+    ]
     if agents:  # over budget (or ahead of pace): no new card (fleet_queue.spend.budgets)
         held = agents_held(store, roster, settings, view.now)
         agents = [status for status in agents if status.agent not in held]

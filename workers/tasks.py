@@ -86,6 +86,9 @@ def deliver(task: Task, card_id: str, token: int, agent: str) -> dict[str, Any]:
         _drop(ctx, card_id, token, agent, why)
         return {"dropped": why}
     allowed, why = dispatch_allowed(store, ctx.settings, pause)
+    held = store.paused_agents().get(agent) if allowed else None
+    if held is not None:
+        allowed, why = False, f"agent {agent} is paused {held}"
     if not allowed:
         store.release(card_id, token, why)
         return {"released": why}
@@ -240,9 +243,13 @@ def collect_status(task: Task) -> dict[str, Any]:
     # waiting (a permission prompt) is still the agent's card: a person will answer it
     working = [row.agent for row in rows if row.readiness in ("working", "waiting")]
     renewed = ctx.store.renew_working(working, ctx.settings.lease_ttl, ctx.settings.card_timeout)
-    if host_paused(ctx.settings):
-        # Said in the store so the tick stops sending this host cards it would only release.
-        rows = [replace(row, readiness="paused") for row in rows]
+    # A paused host or agent is said in the store, so the tick stops sending it cards it
+    # would only release.
+    paused_host, held = host_paused(ctx.settings), ctx.store.paused_agents()
+    rows = [
+        replace(row, readiness="paused") if paused_host or row.agent in held else row
+        for row in rows
+    ]
     ctx.store.upsert_agent_statuses(rows)
     previous: dict[str, str] = ctx.extras.setdefault("readiness", {})
     became_available = [

@@ -35,6 +35,19 @@ class FleetState(StoreBase):
             tx.changes.append(kind)
             return self._pause_state(tx.conn)
 
+    def pause_agent(self, agent: str, reason: str, by: str) -> None:
+        """Pause one agent by name: the tick claims nothing for it, its host worker releases
+        a delivery to it. Kept as its event (the latest pause or resume of the agent wins)."""
+        with self._write() as tx:
+            detail = f"by {by}: {rules.clean_reason(reason)}"
+            self._event(tx, None, EventKind.AGENT_PAUSED, agent=agent, detail=detail)
+            tx.changes.append(EventKind.AGENT_PAUSED)
+
+    def resume_agent(self, agent: str, by: str) -> None:
+        with self._write() as tx:
+            self._event(tx, None, EventKind.AGENT_RESUMED, agent=agent, detail=f"by {by}")
+            tx.changes.append(EventKind.AGENT_RESUMED)
+
     def upsert_agent_statuses(self, rows: Sequence[AgentStatus]) -> None:
         """Write what a host saw of its agents (one row per tenant, host and agent)."""
         if not rows:

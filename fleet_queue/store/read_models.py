@@ -4,7 +4,7 @@ Each read is one read transaction."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,8 @@ class TickView:
     statuses: list[AgentStatus]
     now: datetime
     leased: set[str]
+    held: dict[str, str] = field(default_factory=dict)
+    """Agents paused by name, with who paused them and why (``paused_agents``)."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,23 @@ class ReadModels(StoreBase):
                 return TickView(pause, [], self._clock(conn), set())
             rows = conn.execute(self.sql.agent_rows(None)).mappings()
             statuses = [agent_from_row(row) for row in rows]
-            return TickView(pause, statuses, self._clock(conn), self._lease_owners(conn))
+            return TickView(
+                pause,
+                statuses,
+                self._clock(conn),
+                self._lease_owners(conn),
+                self._agent_holds(conn),
+            )
+
+    def paused_agents(self) -> dict[str, str]:
+        """Agents paused by name (``fleet agent pause``): name -> ``by <actor>: <reason>``."""
+        with self._read() as conn:
+            return self._agent_holds(conn)
+
+    def _agent_holds(self, conn: Connection) -> dict[str, str]:
+        rows = conn.execute(self.sql.agent_holds()).mappings()
+        paused = EventKind.AGENT_PAUSED.value
+        return {r["agent"]: r["detail"] or "" for r in rows if r["kind"] == paused and r["agent"]}
 
     def dependents(self, card_id: str) -> list[str]:
         """Ids of the cards that depend on ``card_id``."""

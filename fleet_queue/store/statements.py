@@ -447,6 +447,15 @@ class Statements:
             .group_by(events.c.kind)
         )
 
+    def agent_holds(self) -> sa.Select[Any]:
+        """Each agent's latest pause or resume event (``fleet agent pause|resume``)."""
+        kinds = [EventKind.AGENT_PAUSED.value, EventKind.AGENT_RESUMED.value]
+        mine = sa.and_(events.c.tenant_id == self.tenant, events.c.kind.in_(kinds))
+        latest = sa.select(sa.func.max(events.c.id)).where(mine).group_by(events.c.agent)
+        return sa.select(events.c.agent, events.c.kind, events.c.detail).where(
+            mine, events.c.id.in_(latest.scalar_subquery())
+        )
+
     # --- stats and the board ---------------------------------------------------------------
 
     def created_at_of(self, seq: int) -> sa.Select[Any]:
