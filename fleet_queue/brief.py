@@ -61,11 +61,17 @@ class Brief:
             '  fleet backlog create --id <ID> --title "<what>" --agent <peer>',
             '  fleet backlog create --id <ID> --title "<what>" --class <class>',
             'Message a peer on this host: fleet agent send <peer> --message "<text>"',
+            "Message a peer on another host: a card targeted at it (--agent <peer>), which its",
+            "  host's worker types into its pane.",
             "See the work: fleet board   |   the fleet: fleet ps",
         ]
         if self.peers:
             lines += ["", "Peers:"]
-            lines += [f"  {p.name} ({p.agent_class}, host {p.host})" for p in self.peers]
+            lines += [
+                f"  {p.name} ({p.agent_class}, host {p.host}"
+                + (", this host)" if p.host == self.host else ", another host: use a card)")
+                for p in self.peers
+            ]
         return lines
 
     def to_dict(self) -> dict[str, Any]:

@@ -46,7 +46,8 @@ def test_brief_names_role_team_and_peers(host_settings: Settings) -> None:
     text = run_fleet("agent", "brief", "fixer").stdout
     assert "You are fixer (coder) on host testhost" in text
     assert "fleet roles show code" in text and "You report to lead." in text
-    assert "checker (reviewer, host elsewhere)" in text
+    assert "checker (reviewer, host elsewhere, another host: use a card)" in text
+    assert "Message a peer on another host: a card targeted at it" in text
 
 
 def test_the_hand_off_commands_in_the_brief_work(host_settings: Settings) -> None:
