@@ -6,9 +6,11 @@ a missing one fails the test loudly (CI installs them), it is never a skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -151,3 +153,30 @@ def claude_as_nobody(double: ModelDouble) -> Iterator[CliRun]:
         yield CliRun(double, root, env)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _no_codex_daemon_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Codex's TUI leaves a detached app-server per CODEX_HOME (~180 MB each): end every
+    one whose home is under this session's temp dir, so no test leaves one running."""
+    yield
+    base = os.fsencode(str(tmp_path_factory.getbasetemp()))
+    for pid in _codex_daemons_under(base):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _codex_daemons_under(base: bytes) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        homes = [e for e in environ if e.startswith(b"CODEX_HOME=")]
+        if b"app-server" in cmdline and homes and homes[0][len(b"CODEX_HOME=") :].startswith(base):
+            found.append(int(entry.name))
+    return found
