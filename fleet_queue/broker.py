@@ -19,6 +19,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from fleet_queue.broker_tls import broker_target
 from fleet_queue.errors import BrokerError
 from fleet_queue.private import ensure_private_dir
 from fleet_queue.settings import Settings
@@ -38,10 +39,10 @@ def redis_client(
     options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
     if fail_fast:
         options["retry"] = Retry(NoBackoff(), 0)
-    url = settings.effective_broker_url
-    if url.startswith("redis+socket://"):
-        return redis.Redis(unix_socket_path=urlsplit(url).path, **options)
-    return redis.Redis.from_url(url, **options)
+    target = broker_target(settings)  # rediss://: verified unless opted out (broker_tls)
+    if target.url.startswith("redis+socket://"):
+        return redis.Redis(unix_socket_path=urlsplit(target.url).path, **options)
+    return redis.Redis.from_url(target.url, **options, **(target.tls or {}))
 
 
 def broker_reachable(settings: Settings) -> bool:

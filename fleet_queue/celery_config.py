@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fleet_queue.broker_tls import celery_tls_options
 from fleet_queue.queues import (
     RECLAIM_TASK,
     REQUEST_STATUS_TASK,
@@ -33,7 +34,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
     control = control_queue(settings.tenant)
     return {
-        "broker_url": settings.effective_broker_url,
+        # the URL without ssl_* parameters, and broker_use_ssl: rediss:// verified (broker_tls)
+        **celery_tls_options(settings),
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
             "visibility_timeout": visibility_timeout(settings),

@@ -41,11 +41,23 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(default=DEFAULT_HOME, description="State directory: roster, store, run/.")
+    # The URLs may hold a password: kept out of ``repr`` (shown masked by ``masked()``).
     database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL of the card store; default SQLite in home."
+        default=None,
+        repr=False,
+        description="SQLAlchemy URL of the card store; default SQLite in home.",
     )
     broker_url: str | None = Field(
-        default=None, description="Celery broker URL; default the embedded Redis under home."
+        default=None,
+        repr=False,
+        description="Celery broker URL; default the embedded Redis under home.",
+    )
+    broker_tls_verify: bool = Field(
+        default=True,
+        description="Verify a rediss:// broker's certificate and host name (false: warned).",
+    )
+    broker_ca_file: Path | None = Field(
+        default=None, description="CA bundle (PEM) for a rediss:// broker; default the system's."
     )
     tmux_socket: SocketName = Field(default="fleet", description="tmux socket name (-L).")
     tenant: TenantName = Field(
@@ -110,7 +122,9 @@ class Settings(BaseSettings):
         default=None, description="Spend budgets (docs/spend.md); default home/budgets.yaml."
     )
 
-    @field_validator("home", "roster_path", "prices_file", "budgets_file", mode="after")
+    @field_validator(
+        "home", "roster_path", "prices_file", "budgets_file", "broker_ca_file", mode="after"
+    )
     @classmethod
     def _expand(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         if value is None:
@@ -120,6 +134,8 @@ class Settings(BaseSettings):
             raise ValueError(f"{value} is not a directory")
         if info.field_name == "roster_path" and value.is_dir():
             raise ValueError(f"{value} is a directory, not a roster file")
+        if info.field_name == "broker_ca_file" and not value.is_file():
+            raise ValueError(f"{value} is not a file")
         return value
 
     @field_validator("broker_url", "database_url")
@@ -166,6 +182,8 @@ class Settings(BaseSettings):
             "database_url": mask_url(self.effective_database_url),
             "broker_url": mask_url(self.effective_broker_url),
             "broker_embedded": self.broker_is_embedded,
+            "broker_tls_verify": self.broker_tls_verify,
+            "broker_ca_file": str(self.broker_ca_file) if self.broker_ca_file else None,
             "tmux_socket": self.tmux_socket,
             "tenant": self.tenant,
             "host": self.host,

@@ -23,6 +23,7 @@ from typing import Any
 
 from celery import Celery
 
+from fleet_queue.broker_tls import target_for_url
 from fleet_queue.errors import FleetError
 from fleet_queue.queues import host_queue, node_name
 from fleet_queue.settings import Settings, load_settings
@@ -58,9 +59,20 @@ def default_queue(settings: Settings) -> str:
     return host_queue(settings.tenant, settings.host)
 
 
-def check_queue(broker_url: str, node: str, queue: str, timeout: float = 5.0) -> QueueCheck:
-    """Ask ``node`` over the broker which queues it consumes right now."""
+def check_queue(
+    broker_url: str,
+    node: str,
+    queue: str,
+    timeout: float = 5.0,
+    tls: dict[str, Any] | None = None,
+) -> QueueCheck:
+    """Ask ``node`` over the broker which queues it consumes right now.
+
+    ``tls``: the broker's TLS options (``fleet_queue.broker_tls``), so a ``rediss://``
+    check verifies the certificate as the worker does."""
     app = Celery("fleet-healthcheck", broker=broker_url, set_as_current=False)
+    if tls is not None:
+        app.conf.broker_use_ssl = tls
     app.conf.broker_connection_retry_on_startup = False
     app.conf.broker_connection_max_retries = 1
     try:
@@ -104,9 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     queue = args.queue or default_queue(settings)
     try:
-        result = check_queue(
-            args.broker or settings.effective_broker_url, node, queue, args.timeout
-        )
+        target = target_for_url(args.broker or settings.effective_broker_url, settings)
+        result = check_queue(target.url, node, queue, args.timeout, target.tls)
     except Exception as exc:  # any broker failure means unhealthy, in one line
         print(f"unhealthy: broker: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
