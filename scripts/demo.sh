@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 command -v tmux >/dev/null || { echo "installing tmux"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null; }
 # shellcheck source=scripts/venv.sh
 . scripts/venv.sh
+# shellcheck source=scripts/console.sh
+. scripts/console.sh
 exec .venv/bin/fleet demo "$@"

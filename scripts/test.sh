@@ -13,6 +13,8 @@ command -v unshare >/dev/null || need_apt+=(util-linux)
 command -v docker-compose >/dev/null || need_apt+=(docker-compose)
 command -v runuser >/dev/null || need_apt+=(util-linux)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)  # verifies the generated units; loginctl too
+command -v chromium >/dev/null || need_apt+=(chromium chromium-driver)  # the console's browser tests
+command -v npm >/dev/null || need_apt+=(nodejs npm)
 if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need_apt+=(postgresql)
 fi
@@ -27,6 +29,8 @@ command -v pg_ctlcluster >/dev/null && { pg_lsclusters -h 2>/dev/null | awk '{pr
 
 # shellcheck source=scripts/venv.sh
 . scripts/venv.sh
+# shellcheck source=scripts/console.sh
+. scripts/console.sh
 # shellcheck source=scripts/runtimes.sh
 . scripts/runtimes.sh
 export PATH="$PWD/.venv/bin:$PATH"
