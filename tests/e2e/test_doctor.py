@@ -43,7 +43,7 @@ def test_a_running_fleet_is_healthy(team: Fleet) -> None:
         "runtimes": "ok",
         "host pause": "ok",
         "state modes": "ok",
-    }
+    }, [c for c in report["checks"] if c["level"] != "ok"]  # type: ignore[attr-defined]
     team.store.pause(reason="drill", by="test")
     code, report = doctor(env)
     assert code == 0 and levels(report)["pause"] == "warn"  # a warning is not a failure

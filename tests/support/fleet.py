@@ -14,6 +14,7 @@ from typing import Any
 
 from fleet_queue.celery_control import wait_for_worker
 from fleet_queue.composition import open_card_store
+from fleet_queue.private import private_umask
 from fleet_queue.processes import FleetProcesses
 from fleet_queue.roster import Roster, parse_roster, write_roster
 from fleet_queue.settings import Settings
@@ -137,6 +138,8 @@ def running_fleet(
         env_overrides["FLEET_DATABASE_URL"] = settings.database_url
     saved = {key: os.environ.get(key) for key in env_overrides}
     os.environ.update(env_overrides)
+    # the state is made as `fleet up` makes it (its umask), whatever ran in this process before
+    saved_umask = private_umask()
     store = open_card_store(settings)
     processes = FleetProcesses(settings, with_beat=with_beat, concurrency=4)
     try:
@@ -161,6 +164,7 @@ def running_fleet(
         with contextlib.suppress(Exception):
             TmuxServer.for_fleet(settings, roster).kill_server()
         store.close()
+        os.umask(saved_umask)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
