@@ -109,6 +109,18 @@ class Settings(BaseSettings):
     )
     flower_auth: str | None = Field(default=None, description="Flower basic auth user:password.")
     board_auth: str | None = Field(default=None, description="Web board basic auth user:password.")
+    matrix_password: str | None = Field(
+        default=None, repr=False, description="Chat connector: the Matrix bot's password."
+    )
+    matrix_token: str | None = Field(
+        default=None, repr=False, description="Chat connector: the Matrix bot's access token."
+    )
+    chat_reply_timeout: float = Field(
+        default=1800.0,
+        gt=0,
+        le=YEAR,
+        description="Seconds a chat message waits for its turn's reply before it is failed.",
+    )
     max_card_bytes: int = Field(
         default=DEFAULT_MAX_CARD_BYTES,
         ge=1024,
@@ -198,6 +210,9 @@ class Settings(BaseSettings):
             "nudge": self.nudge,
             "flower_auth": "***" if self.flower_auth else None,
             "board_auth": "***" if self.board_auth else None,
+            "matrix_password": "***" if self.matrix_password else None,
+            "matrix_token": "***" if self.matrix_token else None,
+            "chat_reply_timeout": self.chat_reply_timeout,
             "max_card_bytes": self.max_card_bytes,
         }
 

@@ -65,6 +65,11 @@ def prompts_path(run_dir: Path, agent: str) -> Path:
     return run_dir / f"{agent}.prompts"
 
 
+def turns_path(run_dir: Path, agent: str) -> Path:
+    """One JSON line per turn end (Stop/StopFailure): when, and where the transcript is."""
+    return run_dir / f"{agent}.turns"
+
+
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -80,6 +85,7 @@ def write_info(run_dir: Path, agent: str, info: RuntimeInfo) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     state_path(run_dir, agent).unlink(missing_ok=True)
     prompts_path(run_dir, agent).unlink(missing_ok=True)
+    turns_path(run_dir, agent).unlink(missing_ok=True)
     write_private(info_path(run_dir, agent), json.dumps(info.__dict__))
 
 
@@ -131,6 +137,21 @@ def record_prompt(run_dir: Path, agent: str, prompt: str) -> None:
         except OSError:
             lines = []
         write_private(path, "".join([*lines[-(PROMPTS_KEPT - 1) :], line]))
+
+
+def record_turn_end(run_dir: Path, agent: str, event: str, payload: dict[str, object]) -> None:
+    """Append the end of a turn: the chat connector reads the reply from the transcript it
+    names (``workers.turn_replies``), never from the pane. Last 200 kept."""
+    path = turns_path(run_dir, agent)
+    fields = ("transcript_path", "session_id", "last_assistant_message")
+    entry: dict[str, object] = {"ts": utcnow().isoformat(), "event": event}
+    entry.update({key: payload[key] for key in fields if isinstance(payload.get(key), str)})
+    with locked(run_dir, agent):
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        except OSError:
+            lines = []
+        write_private(path, "".join([*lines[-(PROMPTS_KEPT - 1) :], json.dumps(entry) + "\n"]))
 
 
 def sidecar_beat(run_dir: Path, agent: str, pid: int) -> Heartbeat:
@@ -192,12 +213,13 @@ def latest_rollout(codex_home: Path, since: float) -> Path | None:
     return newest[1] if newest else None
 
 
-def rollout_entries(path: Path) -> list[dict[str, object]]:
-    """The parsed tail of a rollout (a partial first or last line is skipped)."""
+def rollout_entries(path: Path, tail: int = ROLLOUT_TAIL) -> list[dict[str, object]]:
+    """The parsed last ``tail`` bytes of a JSON-lines file such as a rollout (a partial
+    first or last line is skipped)."""
     try:
         with path.open("rb") as handle:
             size = handle.seek(0, os.SEEK_END)
-            handle.seek(max(size - ROLLOUT_TAIL, 0))
+            handle.seek(max(size - tail, 0))
             raw = handle.read()
     except OSError:
         return []

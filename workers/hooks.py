@@ -6,7 +6,8 @@
 Claude Code events (``settings.json`` hooks written by ``fleet start``):
 
 - ``SessionStart``, ``Stop``, ``StopFailure``: ``ok`` (waiting for input; a turn
-  that ended on an API error is over too);
+  that ended on an API error is over too); a turn's end is appended to
+  ``run/<agent>.turns`` with its transcript's path (the chat connector's reply);
 - ``UserPromptSubmit``: ``busy card=ID`` (the card named in the prompt) and the
   prompt's sha256 appended to ``run/<agent>.prompts``: the proof a delivery was
   taken;
@@ -43,6 +44,8 @@ def claude_event(run_dir: Path, agent: str, event: str, payload: dict[str, objec
         evidence.record_prompt(run_dir, agent, text)
         evidence.set_state(run_dir, agent, "busy", evidence.card_of(text))
     elif event in ("SessionStart", "Stop", "StopFailure", "SessionEnd"):
+        if event in ("Stop", "StopFailure"):
+            evidence.record_turn_end(run_dir, agent, event, payload)
         evidence.set_state(run_dir, agent, "ok", None)
     elif event == "PermissionRequest" or (event == "Notification" and _asks_a_person(payload)):
         evidence.set_state(run_dir, agent, "waiting", card)

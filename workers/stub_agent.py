@@ -9,17 +9,22 @@ test can compare what arrived with what was sent.
 A message containing ``fleet card done <ID> --token <N>`` is a card: the stub
 heartbeats ``busy card=<ID>``, works ``--work`` seconds, then completes it the
 way a real agent is told to (``python -m fleet_queue card done ID --token N``),
-logging the command and its exit code (``{"kind": "command", ...}``).
+logging the command and its exit code (``{"kind": "command", ...}``). Any other message
+is a conversation turn: after ``--reply-work`` seconds (busy meanwhile when above zero) the
+stub answers it with a reply record, ``{"kind": "reply", "prompt_sha256", "text"}``, its
+own record of the turn, which the chat connector reads the way it reads Claude Code's
+transcript (``workers.turn_replies``); the pane is never read for it.
 
     python -m workers.stub_agent --agent NAME [--work S] [--mode ok|fail|hang|exit]
-                                 [--complete cli|api] [--log PATH]
+                                 [--complete cli|api] [--reply-work S] [--log PATH]
 
 Each option also comes from the environment (so a roster's ``env:`` can set it):
-FLEET_STUB_WORK, FLEET_STUB_MODE, FLEET_STUB_COMPLETE, FLEET_STUB_LOG. ``--complete cli``
-(the default) closes a card the way a real agent does, a ``fleet`` process per card;
-``--complete api`` calls the Python API in this process instead (no interpreter start
-per card, for throughput benchmarks; same store call, same token fence). Every record
-carries ``t``, the receive time as epoch seconds (float), for latency measurements.
+FLEET_STUB_WORK, FLEET_STUB_MODE, FLEET_STUB_COMPLETE, FLEET_STUB_REPLY_WORK,
+FLEET_STUB_LOG. ``--complete cli`` (the default) closes a card the way a real agent
+does, a ``fleet`` process per card; ``--complete api`` calls the Python API in this
+process instead (no interpreter start per card, for throughput benchmarks; same store
+call, same token fence). Every record carries ``t``, the receive time as epoch seconds
+(float), for latency measurements.
 Modes: ``ok`` completes the card; ``fail`` runs ``card fail … --reason``; ``hang``
 stays busy forever, still heartbeating; ``exit`` exits (code 3) as soon as a card
 arrives; ``wedge`` freezes on a card (no more heartbeats, no more input read), like a hung runtime.
@@ -28,6 +33,7 @@ arrives; ``wedge`` freezes on a card (no more heartbeats, no more input read), l
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import queue
@@ -47,6 +53,7 @@ from fleet_queue.private import private_umask
 from workers.heartbeat import beat
 
 CARD_RE = re.compile(r"fleet card done (\S+) --token (\d+)")
+LABEL_RE = re.compile(r"^\[from [^\]]*\] ")
 MODES = ("ok", "fail", "hang", "exit", "wedge")
 COMPLETIONS = ("cli", "api")
 PASTE_START = b"\x1b[200~"
@@ -67,6 +74,11 @@ def read_stub_log(path: Path) -> list[dict[str, Any]]:
 
 def received_messages(path: Path) -> list[str]:
     return [r["text"] for r in read_stub_log(path) if r.get("kind") == "message"]
+
+
+def reply_to(agent: str, text: str) -> str:
+    """The stub's answer to a conversation turn: the text it heard, without the label."""
+    return f"{agent} heard: {LABEL_RE.sub('', text, count=1)}"
 
 
 class LineEditor:
@@ -165,6 +177,7 @@ class StubAgent:
         mode: str,
         log: Path,
         completion: str = "cli",
+        reply_work: float = 0.0,
     ) -> None:
         self.agent = agent
         self.run_dir = run_dir
@@ -173,10 +186,12 @@ class StubAgent:
         self.mode = mode
         self.log = log
         self.completion = completion
+        self.reply_work = reply_work
         self._backlog: Any = None
         self.status = "ok"
         self.card: str | None = None
         self.cards: queue.Queue[tuple[str, str]] = queue.Queue()
+        """Work in order: ``(card, token)``, or ``("", text)`` for a turn to answer."""
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self.wedged = False
@@ -230,16 +245,37 @@ class StubAgent:
                 self.wedged = True
                 threading.Event().wait()
             self.cards.put((match.group(1), match.group(2)))
+        elif text.strip() != "/clear":
+            if self.reply_work > 0:
+                self.cards.put(("", text))
+            else:
+                self.answer(text)
         self.prompt()
+
+    def answer(self, text: str) -> None:
+        """End a conversation turn: the reply goes to the log, keyed by the prompt's hash."""
+        prompt_sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        self.record("reply", prompt_sha256=prompt_sha, text=reply_to(self.agent, text))
+        self.out("\u00bb replied\r\n".encode())
 
     def work_loop(self) -> None:
         while True:
             card, token = self.cards.get()
             try:
+                if not card:
+                    self.answer_later(token)
+                    continue
                 self.work_on(card, token)
             except Exception as exc:  # one bad card must not leave the agent deaf to the next
                 self.record("error", card=card, error=f"{type(exc).__name__}: {exc}")
                 self.out(f"\u00bb card {card}: error {type(exc).__name__}\r\n".encode())
+
+    def answer_later(self, text: str) -> None:
+        self.set_status("busy", None)
+        time.sleep(self.reply_work)
+        self.answer(text)
+        self.prompt()
+        self.set_status("ok", None)
 
     def work_on(self, card: str, token: str) -> None:
         self.set_status("busy", card)
@@ -348,6 +384,13 @@ def main(argv: list[str] | None = None) -> int:
         " [env FLEET_STUB_COMPLETE]",
     )
     parser.add_argument(
+        "--reply-work",
+        type=float,
+        default=float(env.get("FLEET_STUB_REPLY_WORK", "0")),
+        help="seconds busy before answering a message that is not a card"
+        " [env FLEET_STUB_REPLY_WORK]",
+    )
+    parser.add_argument(
         "--log",
         type=Path,
         default=env.get("FLEET_STUB_LOG"),
@@ -360,8 +403,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--mode must be one of {', '.join(MODES)}")
     log = args.log or log_path(args.run_dir, args.agent)
     stub = StubAgent(
-        args.agent, args.run_dir, args.interval, args.work, args.mode, log, args.complete
-    )
+        args.agent, args.run_dir, args.interval, args.work, args.mode, log, args.complete,
+        args.reply_work,
+    )  # fmt: skip
     return serve(stub)
 
 

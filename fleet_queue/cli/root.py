@@ -33,6 +33,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "dispatch_cmd": ("worker", "beat", "flower", "demo", "pause", "resume", "tick"),
     "systemd_cmd": ("install-systemd",),
     "board_cmd": ("board",),
+    "connector_cmd": ("connector",),
     "doctor_cmd": ("doctor",),
     "spend_cmd": ("spend",),
 }

@@ -8,7 +8,8 @@
 - ``read_models``: card, list, events, stats, board, tick view;
 - ``fleet_state``: the pause flag and the agents' status rows;
 - ``operator_ops``: what only an operator does (aim a card elsewhere);
-- ``spend_ledger``: the spend ledger and the reader's file marks (``spend_statements``).
+- ``spend_ledger``: the spend ledger and the reader's file marks (``spend_statements``);
+- ``chat_messages``: the chat connector's durable queue of messages to the orchestrator.
 
 The store knows nothing of Celery: whoever wants a change announced (a supervisor tick
 nudged) passes ``on_change``; it is called with the kind of change ("created", "done",
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from fleet_queue.settings import Settings
 from fleet_queue.store import migrate
+from fleet_queue.store.chat_messages import ChatMessages
 from fleet_queue.store.fleet_state import FleetState
 from fleet_queue.store.intake import Intake
 from fleet_queue.store.lifecycle import Lifecycle
@@ -29,7 +31,9 @@ from fleet_queue.store.spend_ledger import SpendLedger
 from fleet_queue.store.transactions import ChangeHook
 
 
-class CardStore(Intake, Lifecycle, Recovery, ReadModels, FleetState, OperatorOps, SpendLedger):
+class CardStore(
+    Intake, Lifecycle, Recovery, ReadModels, FleetState, OperatorOps, SpendLedger, ChatMessages
+):
     """The backlog of record, bound to one tenant; every method is one transaction."""
 
     @classmethod

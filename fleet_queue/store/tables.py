@@ -168,3 +168,38 @@ spend_offsets = sa.Table(
 transaction as the ledger rows it gave: a restart of the reader counts nothing twice.
 ``state`` is what reading on needs (Codex: the last cumulative total and model; Claude
 Code: the message keys already counted)."""
+
+chat_messages = sa.Table(
+    "chat_messages",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("network", sa.String(32), nullable=False),
+    sa.Column("room", sa.String(255), nullable=False),
+    sa.Column("sender", sa.String(255), nullable=False),
+    sa.Column("event_id", sa.String(255), nullable=False),
+    sa.Column("thread_root", sa.String(255)),
+    sa.Column("text", sa.Text(), nullable=False),
+    sa.Column("agent", sa.String(200), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("turn_id", sa.String(64)),
+    sa.Column("prompt_sha", sa.String(64)),
+    sa.Column("reply", sa.Text()),
+    sa.Column("reason", sa.Text()),
+    sa.Column("created_at", sa.Double(), nullable=False),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+    sa.Column("delivered_at", sa.Double()),
+    sa.Column("answered_at", sa.Double()),
+    sa.UniqueConstraint("tenant_id", "network", "event_id", name="uq_chat_messages_event"),
+    sa.CheckConstraint(
+        "state in ('queued', 'delivered', 'answered', 'failed')", name="ck_chat_messages_state"
+    ),
+)
+"""Messages from chat to the orchestrator, durable across connector restarts: ``queued``
+until typed, ``delivered`` until the turn's reply is sent, then ``answered`` (or ``failed``).
+A network's message id is stored once (a re-read after a crash is not a second message);
+``reply`` is written before it is sent, so a restart sends that same text again under the
+same transaction id, which the network drops as a repeat."""
+sa.Index(
+    "ix_chat_messages_open", chat_messages.c.tenant_id, chat_messages.c.state, chat_messages.c.id
+)

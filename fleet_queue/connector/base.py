@@ -1,0 +1,96 @@
+"""One interface for every chat network, and what a chat message is in the store.
+
+An adapter receives messages (``run`` calls ``on_message`` for each one, in order, and
+returns only when closed) and sends replies threaded to the message that asked. The
+service above it never sees a network's own types, so Telegram, Slack or Discord fit
+the same loop: an adapter is a ``ChatAdapter`` and nothing else.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class ChatState(enum.StrEnum):
+    """Where a chat message is on its way to an answer (``chat_messages.state``)."""
+
+    QUEUED = "queued"
+    """Stored, not yet typed: the orchestrator was busy, or the connector is catching up."""
+    DELIVERED = "delivered"
+    """Typed and accepted (the verified delivery path): its turn's reply is awaited."""
+    ANSWERED = "answered"
+    """The reply was sent to the room; never sent again."""
+    FAILED = "failed"
+    """Given up (``reason`` says why); the room was told."""
+
+
+OPEN_STATES = (ChatState.QUEUED, ChatState.DELIVERED)
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """A message as an adapter received it."""
+
+    network: str
+    room: str
+    sender: str
+    event_id: str
+    """The network's own id of the message: a message seen twice is stored once."""
+    text: str
+    thread_root: str | None = None
+    """The thread the message was posted in, if any: the reply joins that thread."""
+
+
+@dataclass(frozen=True)
+class ChatRecord:
+    """A stored chat message (one row of ``chat_messages``)."""
+
+    id: int
+    network: str
+    room: str
+    sender: str
+    event_id: str
+    text: str
+    agent: str
+    state: ChatState
+    thread_root: str | None
+    turn_id: str | None
+    prompt_sha: str | None
+    """sha256 of exactly the text typed (label included): how the turn's reply is found."""
+    reply: str | None
+    reason: str | None
+    created_at: float
+    delivered_at: float | None
+    answered_at: float | None
+
+
+OnMessage = Callable[[ChatMessage], Awaitable[None]]
+
+
+class ChatAdapter(Protocol):
+    """One chat network. Secrets come from the environment, never the roster."""
+
+    network: str
+
+    async def run(self, on_message: OnMessage) -> None:
+        """Connect, then call ``on_message`` for each new message until ``close``.
+
+        A message is acknowledged to the network's cursor only after ``on_message``
+        returned (it is stored by then), so a crash re-reads it and the store keeps one.
+        """
+        ...
+
+    async def reply(self, record: ChatRecord, text: str) -> None:
+        """Send ``text`` threaded to ``record``'s message. Sending the same record twice
+        (a restart between send and the store's mark) must not post twice where the network
+        lets us say so (Matrix: the transaction id is the record's id)."""
+        ...
+
+    async def notice(self, room: str, text: str) -> None:
+        """A fleet notice to a room (not a reply to anyone)."""
+        ...
+
+    async def close(self) -> None: ...

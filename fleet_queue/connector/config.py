@@ -1,0 +1,95 @@
+"""The roster's ``connector:`` block, read for the chat connector.
+
+    connector:
+      kind: matrix                        # the network; ``tmux`` (the old default) means none
+      agent: orchestrator                 # who answers; default the roster's orchestrator
+      homeserver: https://matrix.example.org
+      user_id: "@fleet:example.org"
+      device_id: FLEETCONNECTOR           # optional; keeps reply transaction ids in one scope
+      rooms:
+        "!roomid:example.org":
+          allow: ["@alice:example.org"]   # only these people reach the orchestrator
+          notices: true                   # fleet notices to this room (failed/blocked, dead)
+
+Secrets are never here: the bot's password or access token come from the environment
+(``FLEET_MATRIX_PASSWORD`` / ``FLEET_MATRIX_TOKEN``, see ``Settings``).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from fleet_queue.errors import ConfigError
+from fleet_queue.roster import ORCHESTRATOR, Roster
+
+NETWORKS = ("matrix",)
+"""Networks with an adapter. Telegram, Slack and Discord are not built yet (docs/chat.md)."""
+NO_CONNECTOR = "tmux"
+"""The ``kind`` a roster had before there was a chat connector: none configured."""
+
+
+class RoomConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    allow: tuple[str, ...] = ()
+    """Senders whose messages reach the orchestrator; everyone else is refused and logged."""
+    notices: bool = False
+
+
+class ChatConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: str
+    agent: str | None = None
+    homeserver: str | None = None
+    user_id: str | None = None
+    device_id: str = "FLEETCONNECTOR"
+    rooms: dict[str, RoomConfig] = Field(default_factory=dict)
+
+    def allowed(self, room: str, sender: str) -> bool:
+        """Only a listed sender in a listed room: an empty or missing list lets nobody in."""
+        config = self.rooms.get(room)
+        return config is not None and sender in config.allow
+
+    def notice_rooms(self) -> list[str]:
+        return [room for room, config in self.rooms.items() if config.notices]
+
+
+def chat_config(roster: Roster) -> ChatConfig | None:
+    """The connector's configuration; None when the roster configures no chat network.
+
+    A block that names an unknown network or misses what its network needs is a
+    ``ConfigError`` with one line.
+    """
+    block = roster.connector
+    if block is None or block.kind == NO_CONNECTOR:
+        return None
+    data = {"kind": block.kind, **(block.model_extra or {})}
+    try:
+        config = ChatConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"roster connector.{where}: {first['msg']}") from None
+    if config.kind not in NETWORKS:
+        raise ConfigError(
+            f"roster connector.kind: {config.kind!r} has no adapter (have: {', '.join(NETWORKS)})"
+        )
+    if config.kind == "matrix":
+        for key in ("homeserver", "user_id"):
+            if not getattr(config, key):
+                raise ConfigError(f"roster connector.{key}: required for kind matrix")
+    if not config.rooms:
+        raise ConfigError("roster connector.rooms: name at least one room and who may talk")
+    return config
+
+
+def answering_agent(roster: Roster, config: ChatConfig) -> str:
+    """The agent chat messages go to: ``connector.agent``, else the roster's orchestrator."""
+    if config.agent is not None:
+        return roster.known(config.agent).name
+    found = [a.name for a in roster.agents if a.agent_class == ORCHESTRATOR]
+    if len(found) != 1:
+        raise ConfigError(
+            "roster connector.agent: name the agent that answers chat"
+            f" (the roster has {len(found)} orchestrators)"
+        )
+    return found[0]

@@ -1,0 +1,185 @@
+"""The Matrix adapter: matrix-nio (the ``chat`` extra), plain (unencrypted) rooms.
+
+The bot logs in with a fixed device id (``connector.device_id``), so the transaction ids
+of its replies stay in one scope across restarts: a reply sent again under the same id
+after a crash is dropped by the homeserver as a repeat. The sync position is kept in
+``run/chat/matrix.json`` and moved only after a batch's messages were handed on (stored),
+so a restart reads on from there and loses nothing. On the very first start the history
+from before it is not taken as new messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from fleet_queue.connector.base import ChatMessage, ChatRecord, OnMessage
+from fleet_queue.connector.config import ChatConfig
+from fleet_queue.errors import ConfigError, FleetError
+
+log = logging.getLogger(__name__)
+
+SYNC_TIMEOUT_MS = 30_000
+"""Long-poll of one sync: the homeserver answers at once when a message comes."""
+RETRY_MAX = 30.0
+
+
+class ChatSendError(FleetError):
+    """The network refused or lost a reply; the message stays delivered and is retried."""
+
+
+class MatrixAdapter:
+    network = "matrix"
+
+    def __init__(
+        self,
+        config: ChatConfig,
+        state_dir: Path,
+        *,
+        password: str | None = None,
+        token: str | None = None,
+    ) -> None:
+        if not (password or token):
+            raise ConfigError(
+                "the Matrix connector needs FLEET_MATRIX_PASSWORD or FLEET_MATRIX_TOKEN"
+            )
+        assert config.homeserver is not None and config.user_id is not None
+        from nio import AsyncClient, AsyncClientConfig
+
+        self.config = config
+        self.user_id = config.user_id
+        self.state_path = state_dir / "matrix.json"
+        self._password = password
+        self._token = token
+        self.client = AsyncClient(
+            config.homeserver,
+            config.user_id,
+            device_id=config.device_id,
+            store_path=None,
+            config=AsyncClientConfig(encryption_enabled=False, store_sync_tokens=False),
+        )
+        self._closed = asyncio.Event()
+
+    async def login(self) -> None:
+        from nio import LoginError
+
+        if self._token:
+            self.client.restore_login(self.user_id, self.config.device_id, self._token)
+            return
+        answer = await self.client.login(self._password, device_name="fleet connector")
+        if isinstance(answer, LoginError):
+            raise ConfigError(f"Matrix login as {self.user_id} refused: {answer.message}")
+
+    async def run(self, on_message: OnMessage) -> None:
+        from nio import SyncError
+
+        await self.login()
+        for room in self.config.rooms:
+            await self._join(room)
+        since = self._load_since()
+        first_start_ms = None if since else int(time.time() * 1000)
+        pause = 1.0
+        while not self._closed.is_set():
+            answer = await self.client.sync(timeout=SYNC_TIMEOUT_MS, since=since)
+            if isinstance(answer, SyncError):
+                log.warning("matrix sync failed: %s; again in %.0fs", answer.message, pause)
+                await self._sleep(pause)
+                pause = min(pause * 2, RETRY_MAX)
+                continue
+            pause = 1.0
+            for room_id, room in answer.rooms.join.items():
+                for event in room.timeline.events:
+                    message = self._message(room_id, event.source, first_start_ms)
+                    if message is not None:
+                        await on_message(message)
+            for room_id in answer.rooms.invite:
+                if room_id in self.config.rooms:
+                    await self._join(room_id)
+            since = answer.next_batch
+            self._save_since(since)
+
+    def _message(
+        self, room: str, source: dict[str, Any], first_start_ms: int | None
+    ) -> ChatMessage | None:
+        content = source.get("content")
+        if source.get("type") != "m.room.message" or not isinstance(content, dict):
+            return None
+        if source.get("sender") == self.user_id or content.get("msgtype") != "m.text":
+            return None
+        if first_start_ms is not None and int(source.get("origin_server_ts", 0)) < first_start_ms:
+            return None  # history from before the connector's first start
+        relates = content.get("m.relates_to")
+        thread = None
+        if isinstance(relates, dict) and relates.get("rel_type") == "m.thread":
+            thread = relates.get("event_id") if isinstance(relates.get("event_id"), str) else None
+        body = content.get("body")
+        return ChatMessage(
+            network=self.network,
+            room=room,
+            sender=str(source.get("sender", "")),
+            event_id=str(source.get("event_id", "")),
+            text=body if isinstance(body, str) else "",
+            thread_root=thread,
+        )
+
+    async def reply(self, record: ChatRecord, text: str) -> None:
+        content = {
+            "msgtype": "m.text",
+            "body": text,
+            "m.relates_to": {
+                "rel_type": "m.thread",
+                "event_id": record.thread_root or record.event_id,
+                "is_falling_back": False,
+                "m.in_reply_to": {"event_id": record.event_id},
+            },
+        }
+        await self._send(record.room, content, f"fleet-chat-{record.id}")
+
+    async def notice(self, room: str, text: str) -> None:
+        content = {"msgtype": "m.notice", "body": text}
+        await self._send(room, content, f"fleet-notice-{uuid.uuid4().hex}")
+
+    async def _send(self, room: str, content: dict[str, Any], tx_id: str) -> None:
+        from nio import RoomSendError
+
+        answer = await self.client.room_send(room, "m.room.message", content, tx_id=tx_id)
+        if isinstance(answer, RoomSendError):
+            raise ChatSendError(f"matrix: sending to {room} failed: {answer.message}")
+
+    async def _join(self, room: str) -> None:
+        from nio import JoinError
+
+        answer = await self.client.join(room)
+        if isinstance(answer, JoinError):
+            log.warning("matrix: cannot join %s: %s (invite the bot)", room, answer.message)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closed.wait(), seconds)
+
+    def _load_since(self) -> str | None:
+        try:
+            data = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        since = data.get("next_batch") if isinstance(data, dict) else None
+        return since if isinstance(since, str) else None
+
+    def _save_since(self, since: str) -> None:
+        self.state_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump({"next_batch": since}, handle)
+        os.replace(tmp, self.state_path)
+
+    async def close(self) -> None:
+        self._closed.set()
+        await self.client.close()

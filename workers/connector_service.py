@@ -1,0 +1,167 @@
+"""The chat connector at work on the orchestrator's host (``fleet connector run``).
+
+One adapter (a ``ChatAdapter``) brings messages in; each one from an allowed sender is
+stored ``queued`` (``chat_messages``) before anything else happens, everyone else is
+refused and logged. One turn at a time, the oldest queued message is typed into the
+answering agent's pane through the verified delivery path (``workers.delivery``): a busy
+or not-reading agent refuses it and it stays queued, nothing typed. Once accepted it is
+``delivered`` with its turn id (the delivery's nonce) and the hash of exactly what was
+typed; its reply is then read from the runtime's own record of that turn
+(``workers.turn_replies``), kept in the store, sent threaded to the message, and the
+message is ``answered``. A restart resumes every queued and delivered message and never
+sends an answered one again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import UTC, datetime
+
+from fleet_queue.connector.base import ChatAdapter, ChatMessage, ChatRecord, ChatState
+from fleet_queue.connector.config import ChatConfig, answering_agent
+from fleet_queue.errors import AgentBusyError, DeliveryError, FleetError
+from fleet_queue.roster import Roster
+from fleet_queue.settings import Settings
+from fleet_queue.store import CardStore
+from workers.acceptance import digest
+from workers.delivery import Deliverer
+from workers.runtimes import LaunchPlan, launch_plan
+from workers.turn_replies import turn_reply
+
+log = logging.getLogger("fleet.connector")
+
+LOOK_EVERY = 0.2
+"""Seconds between two looks for a turn's reply or a free agent when nothing wakes us."""
+PROMPT_SLACK = 300.0
+"""A turn's prompt is looked for from this long before its message was stored: the
+store's clock and the runtime's may differ a little (the prompt is found by its hash)."""
+
+
+class ConnectorService:
+    def __init__(
+        self,
+        settings: Settings,
+        roster: Roster,
+        config: ChatConfig,
+        adapter: ChatAdapter,
+        store: CardStore,
+        *,
+        deliverer: Deliverer | None = None,
+        look_every: float = LOOK_EVERY,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.adapter = adapter
+        self.store = store
+        self.agent = answering_agent(roster, config)
+        self.plan: LaunchPlan = launch_plan(settings, roster, roster.agent(self.agent))
+        self.deliverer = deliverer or Deliverer(settings, roster, trust_native_idle=True)
+        self.look_every = look_every
+        self._wake = asyncio.Event()
+        self._retry_at = 0.0
+
+    async def on_message(self, message: ChatMessage) -> None:
+        if not self.config.allowed(message.room, message.sender):
+            log.warning(
+                "refused a %s message from %s in %s (not on the room's allow-list)",
+                message.network, message.sender, message.room,
+            )  # fmt: skip
+            return
+        if not message.text.strip():
+            return
+        record = await asyncio.to_thread(self.store.chat_receive, message, self.agent)
+        if record is not None:
+            log.info("queued chat message %d from %s", record.id, message.sender)
+            self._wake.set()
+
+    async def serve(self) -> None:
+        """Until cancelled: the adapter's loop and the pump side by side."""
+        receiving = asyncio.create_task(self.adapter.run(self.on_message))
+        pumping = asyncio.create_task(self.pump_forever())
+        try:
+            done, _ = await asyncio.wait({receiving, pumping}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # an adapter or store failure ends the service, loudly
+        finally:
+            for task in (receiving, pumping):
+                task.cancel()
+            for task in (receiving, pumping):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await self.adapter.close()
+            self.deliverer.close()
+
+    async def pump_forever(self) -> None:
+        while True:
+            await self.pump()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.look_every)
+            self._wake.clear()
+
+    async def pump(self) -> None:
+        """Answer what has its reply; then, with no turn open, type the oldest queued."""
+        records = await asyncio.to_thread(self.store.chat_open, self.adapter.network)
+        waiting = False
+        for record in records:
+            if record.state == ChatState.DELIVERED:
+                waiting |= not await self._answer(record)
+        queued = [r for r in records if r.state == ChatState.QUEUED]
+        if queued and not waiting and time.monotonic() >= self._retry_at:
+            await self._deliver(queued[0])
+
+    async def _deliver(self, record: ChatRecord) -> None:
+        source = f"{record.network} {record.sender}"
+        try:
+            receipt = await asyncio.to_thread(
+                self.deliverer.deliver, self.agent, record.text, source=source
+            )
+        except AgentBusyError as exc:
+            log.debug("chat message %d waits: %s", record.id, exc.message)
+            return
+        except DeliveryError as exc:
+            if exc.message in ("empty message",):
+                await self._fail(record, f"not delivered: {exc.message}")
+                return
+            self._retry_at = time.monotonic() + self.settings.heartbeat_interval
+            log.warning("chat message %d not delivered yet: %s", record.id, exc.message)
+            return
+        await asyncio.to_thread(
+            self.store.chat_delivered, record.id, receipt.nonce, digest(receipt.text)
+        )
+        log.info("chat message %d delivered to %s (turn %s)", record.id, self.agent, receipt.nonce)
+
+    async def _answer(self, record: ChatRecord) -> bool:
+        """Send the turn's reply once it is recorded; False while the turn is open."""
+        text = record.reply
+        if text is None:
+            assert record.prompt_sha is not None
+            since = datetime.fromtimestamp(record.created_at - PROMPT_SLACK, UTC)
+            found = await asyncio.to_thread(turn_reply, self.plan, record.prompt_sha, since)
+            if found is None:
+                waited = time.time() - (record.delivered_at or record.created_at)
+                if waited > self.settings.chat_reply_timeout:
+                    await self._fail(record, f"no reply within {waited:.0f}s")
+                    return True
+                return False
+            if found.failed:
+                await self._fail(record, found.text)
+                return True
+            text = found.text
+            await asyncio.to_thread(self.store.chat_reply, record.id, text)
+        try:
+            await self.adapter.reply(record, text)
+        except FleetError as exc:
+            log.warning("reply to chat message %d not sent yet: %s", record.id, exc.message)
+            return False
+        await asyncio.to_thread(self.store.chat_answered, record.id)
+        log.info("chat message %d answered (turn %s)", record.id, record.turn_id)
+        return True
+
+    async def _fail(self, record: ChatRecord, reason: str) -> None:
+        if await asyncio.to_thread(self.store.chat_failed, record.id, reason):
+            log.warning("chat message %d failed: %s", record.id, reason)
+            with contextlib.suppress(FleetError):
+                await self.adapter.reply(record, f"(fleet: {reason})")
