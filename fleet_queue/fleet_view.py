@@ -9,7 +9,7 @@ reported shows as ``unreported``. The local tmux probe is ``fleet ps --local``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,13 @@ class FleetRow:
     status_age: float | None
     unit: str | None = None
     unit_warning: bool = False
+    spend_today: float | None = None
+    """Dollars of priced spend today (UTC); None when it read none."""
+    tokens_today: int = 0
+    cost_known: bool = True
+    """False when some of today's tokens are of a model with no price."""
+    budget: str | None = None
+    """Why the tick gives it no new card: ``over budget: ...`` or ``ahead of pace: ...``."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,7 +77,30 @@ def fleet_rows(
         rows.append(_row(agent, status, now, settings, units.get(agent.name)))
     for status in statuses.values():
         rows.append(_orphan(status, now, settings))
-    return rows
+    return with_spend(rows, store, roster, settings, now)
+
+
+def with_spend(
+    rows: list[FleetRow], store: CardStore, roster: Roster, settings: Settings, now: datetime
+) -> list[FleetRow]:
+    """Each row with its spend today and, when a budget holds it, why."""
+    from fleet_queue.spend.budgets import agents_held
+    from fleet_queue.spend.ledger import day_of
+    from fleet_queue.spend.report import summed
+
+    today = day_of(now)
+    spent = {s.key: s for s in summed(store.spend_rows(today, today), "agent")}
+    held = agents_held(store, roster, settings, now)
+    return [
+        replace(
+            row,
+            spend_today=spent[row.agent].cost if row.agent in spent else None,
+            tokens_today=spent[row.agent].tokens.total if row.agent in spent else 0,
+            cost_known=row.agent not in spent or not spent[row.agent].unpriced_tokens,
+            budget=held.get(row.agent),
+        )
+        for row in rows
+    ]
 
 
 def _row(

@@ -171,7 +171,8 @@ LocalFlag = Annotated[
     bool, typer.Option("--local", help="Probe this host's tmux panes instead of the store.")
 ]
 
-FLEET_COLUMNS = ["agent", "host", "class", "state", "hb", "idle", "card", "unit"]
+FLEET_COLUMNS = ["agent", "host", "class", "state", "hb", "idle", "card", "spend", "unit"]
+"""``spend`` (priced spend today, UTC) is shown once some agent has spent today."""
 
 
 def ps(ctx: typer.Context, local: LocalFlag = False, as_json: JsonFlag = False) -> None:
@@ -219,23 +220,41 @@ def _render_fleet(rows: list[Any], settings: Settings, paused: bool, reason: str
             "agent": r.agent + ("" if r.in_roster else " (gone)"),
             "host": r.host,
             "class": r.agent_class,
-            "state": r.readiness,
+            "state": r.budget.split(":")[0] if r.budget else r.readiness,
             "hb": age(r.heartbeat_age),
             "idle": age(r.idle_seconds),
             "card": r.current_card or "",
+            "spend": _spend_cell(r),
             "unit": r.unit or "-",
         }
         for r in rows
     ]
     title = f"fleet {settings.tenant}" + (f" — PAUSED ({reason or 'no reason'})" if paused else "")
-    styles = {**_STYLES, "stale host": "yellow", "unreported": "dim"}
-    print_table(table, FLEET_COLUMNS, title=title, style=lambda row: styles.get(str(row["state"])))
+    styles = {
+        **_STYLES,
+        "stale host": "yellow",
+        "unreported": "dim",
+        "over budget": "red",
+        "ahead of pace": "yellow",
+    }
+    spent = any(r.tokens_today for r in rows)
+    columns = [c for c in FLEET_COLUMNS if spent or c != "spend"]
+    print_table(table, columns, title=title, style=lambda row: styles.get(str(row["state"])))
     for r in rows:
+        if r.budget:
+            typer.echo(f"{r.agent}: {r.budget} (docs/spend.md)")
         if r.unit_warning:
             typer.echo(
                 f"{r.agent}: unit active but not enabled; it will not come back after a reboot"
                 " (fleet install-systemd --enable)"
             )
+
+
+def _spend_cell(row: Any) -> str:
+    """``$0.0123`` (``+?``: some of it of a model with no price); ``-`` when none."""
+    if row.spend_today is None:
+        return "-"
+    return f"${row.spend_today:.4f}" + ("" if row.cost_known else "+?")
 
 
 def _ps_local(ctx: typer.Context, as_json: bool) -> None:

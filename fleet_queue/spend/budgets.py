@@ -95,7 +95,7 @@ class BudgetState:
 
     def describe(self) -> str:
         if self.unit == "usd":
-            return f"{self.subject}: ${self.spent:.4f} of ${self.limit:.2f}"
+            return f"{self.subject}: ${self.spent:.4f} of ${self.limit:g}"
         return f"{self.subject}: {self.spent:.0f} of {self.limit:.0f}"
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from fleet_queue.cards import AgentStatus, EventKind, NewCard
 from fleet_queue.errors import ConflictError
+from fleet_queue.fleet_view import fleet_rows
 from fleet_queue.roster import AgentSpec, Roster
 from fleet_queue.settings import Settings
 from fleet_queue.spend.budgets import Budgets, evaluate, held_agents
@@ -186,6 +187,11 @@ def test_an_agent_over_its_daily_budget_gets_no_new_card_from_the_tick(
     assert store.get("k0").lease_owner == "w2"
     assert store.get("k1").status == "ready"
 
+    rows = {row.agent: row for row in fleet_rows(store, roster, spend_settings)}
+    assert rows["cc"].budget == "over budget: agent cc day: $0.0120 of $0.01"
+    assert rows["cc"].spend_today == pytest.approx(0.0119925)
+    assert (rows["w2"].budget, rows["w2"].spend_today) == (None, None)
+
     (spend_settings.home / "budgets.yaml").write_text("agents:\n  cc: {day: 100}\n")
     assert scan_host(spend_settings, roster, store).held == {}
     assert not flag_path(spend_settings.run_dir, "cc").exists()
@@ -209,4 +215,4 @@ def test_class_tenant_fleet_and_token_budgets_and_even_pacing() -> None:
     assert held_agents(states, roster, "t1", "t1").keys() == {"a", "b", "c"}
     paced = Budgets.model_validate({"pacing": True, "agents": {"a": {"day": 20}, "b": {"day": 10}}})
     held = held_agents(evaluate(paced, totals, roster, "t1", now), roster, "t1", "t1")
-    assert held == {"b": "ahead of pace: agent b day: $3.0000 of $10.00"}  # 3 > 10/4; a: 3 < 5
+    assert held == {"b": "ahead of pace: agent b day: $3.0000 of $10"}  # 3 > 10/4; a: 3 < 5
