@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -68,11 +69,10 @@ def _foreground(settings: Settings, options: Any) -> None:
 
     from fleet_queue.serving import stop_on_signals
     from fleet_queue.up import child_rows, running_fleet, supervise
-    from fleet_queue.up_state import up_log_path
     from workers.fleet_agents import HOST_AGENTS
 
     with stop_on_signals() as stop, running_fleet(settings, HOST_AGENTS, options) as (store, procs):
-        state = {"pid": None, "log": str(up_log_path(settings))}
+        state = {"pid": os.getpid(), "log": str(settings.home / "logs")}
         if sys.stdout.isatty():
             with Live(console=console, refresh_per_second=2) as live:
 
@@ -120,7 +120,7 @@ def process_table(rows: list[dict[str, Any]], state: dict[str, Any]) -> Table:
             str(row["restarts"]),
             row["url"] or row["log"] or "",
         )
-    table.caption = f"supervisor pid {state.get('pid') or 'this'}; log {state.get('log')}"
+    table.caption = f"supervisor pid {state.get('pid')}; log {state.get('log')}"
     return table
 
 
