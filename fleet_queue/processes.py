@@ -41,7 +41,7 @@ STABLE_AFTER = 30.0
 """A child that ran this long before dying starts its backoff afresh."""
 BEAT_REFUSED = 3
 """beat's exit status when another beat of the tenant holds the lock (celery_app)."""
-STOP_ORDER = ("worker", "beat", "flower", "board", "broker")
+STOP_ORDER = ("connector", "worker", "beat", "flower", "board", "broker")
 """The worker finishes the delivery in hand while the broker still answers; the broker last."""
 
 ChildState = Literal["running", "restarting", "stopped"]
@@ -77,6 +77,11 @@ def flower_command(settings: Settings, port: int = 5555, address: str = "127.0.0
     cmd = [*CELERY, "flower", f"--port={port}", f"--address={address}"]
     # the login goes by FLOWER_BASIC_AUTH (credentials.flower_environment), never argv
     return cmd
+
+
+def connector_command() -> list[str]:
+    """The chat connector (``fleet connector run``, docs/chat.md) when the roster has one."""
+    return [sys.executable, "-m", "fleet_queue", "connector", "run"]
 
 
 def board_command(port: int) -> list[str]:
@@ -214,6 +219,7 @@ class FleetProcesses:
     concurrency: int = 4
     board_port: int | None = None
     flower_port: int | None = None
+    connector: bool = False
     children: list[Child] = field(default_factory=list)
 
     def start(self) -> None:
@@ -246,6 +252,8 @@ class FleetProcesses:
         )
         if self.with_beat:
             children.append(Child("beat", beat_command(settings), logs / "beat.log"))
+        if self.connector:
+            children.append(Child("connector", connector_command(), logs / "connector.log"))
         if self.board_port is not None:
             url = f"http://127.0.0.1:{self.board_port}/"
             children.append(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleet_queue.celery_control import wait_for_worker
 from fleet_queue.composition import open_card_store
+from fleet_queue.connector.config import connector_runs_here
 from fleet_queue.errors import FleetError
 from fleet_queue.processes import FleetProcesses
 from fleet_queue.settings import Settings, mask_url
@@ -58,6 +59,7 @@ def running_fleet(
         with_beat=options.with_beat,
         board_port=options.board_port,
         flower_port=options.flower_port,
+        connector=connector_runs_here(settings),
     )
     try:
         store = open_card_store(settings)

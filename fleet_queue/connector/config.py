@@ -20,7 +20,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fleet_queue.errors import ConfigError
-from fleet_queue.roster import ORCHESTRATOR, Roster
+from fleet_queue.roster import ORCHESTRATOR, Roster, load_roster
+from fleet_queue.settings import Settings
 
 NETWORKS = ("matrix",)
 """Networks with an adapter. Telegram, Slack and Discord are not built yet (docs/chat.md)."""
@@ -93,3 +94,16 @@ def answering_agent(roster: Roster, config: ChatConfig) -> str:
             f" (the roster has {len(found)} orchestrators)"
         )
     return found[0]
+
+
+def connector_runs_here(settings: Settings) -> bool:
+    """Whether ``fleet up`` on this host runs the chat connector: the roster configures one
+    and its answering agent runs here (the connector types into that agent's pane)."""
+    if not settings.effective_roster_path.is_file():
+        return False
+    roster = load_roster(settings.effective_roster_path)
+    config = chat_config(roster)
+    if config is None:
+        return False
+    agent = roster.agent(answering_agent(roster, config))
+    return agent.host_or(settings.host) == settings.host
