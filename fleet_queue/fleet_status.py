@@ -10,11 +10,21 @@ from typing import Any, Literal
 from fleet_queue.plain_data import plain_fields
 
 Readiness = Literal[
-    "working", "waiting", "available", "stale", "dead", "unknown", "paused", "broken", "briefing"
+    "working",
+    "waiting",
+    "available",
+    "stale",
+    "dead",
+    "unknown",
+    "paused",
+    "broken",
+    "briefing",
+    "stopped",
 ]
 """``paused``: the agent's host has ``run/PAUSED``, or the agent was paused by name;
 ``broken``: its host worker stopped restarting it (too many crashes); ``briefing``: a new
-pane that has not yet received its brief. The tick gives none of them a card."""
+pane that has not yet received its brief; ``stopped``: its host's fleet was stopped on
+purpose (``fleet down``, Ctrl-C on ``fleet up``). The tick gives none of them a card."""
 
 
 @dataclass(frozen=True)
