@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from fleet_queue.cards import EventKind
 from fleet_queue.errors import ConfigError
 from fleet_queue.spend.ledger import day_of, month_start
+from fleet_queue.spend.prices import SAFE_LOADER
 from fleet_queue.spend.usage import LedgerEvent
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ def load_budgets(settings: Settings) -> Budgets | None:
 def _parse(path: str, mtime_ns: int, size: int) -> Budgets:
     """Parsed once per version of the file (the tick asks every pass)."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=SAFE_LOADER) or {}
         return Budgets.model_validate(data)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the budgets file ({exc.strerror})") from None
@@ -148,12 +149,12 @@ def evaluate(
     now: datetime,
 ) -> list[BudgetState]:
     """Every budget of ``tenant``'s view in each of its periods and units."""
-    classes = {a.name: a.agent_class for a in roster.agents}
+    members = _members(totals, roster, tenant)
     states = []
     for scope, name, limit in budgets.scopes(tenant):
-        members = [t for t in totals if _covers(scope, name, t, tenant, classes)]
+        covered = members.get((scope, name), [])
         for period, unit, amount in _amounts(limit):
-            spent = _spent(members, period, unit)
+            spent = _spent(covered, period, unit)
             level = _level(budgets, spent, amount)
             paced = budgets.pacing and period == "day" and level != "over"
             ahead = paced and spent > amount * _day_share(now)
@@ -161,14 +162,20 @@ def evaluate(
     return states
 
 
-def _covers(scope: str, name: str, total: SpendTotal, tenant: str, classes: dict[str, str]) -> bool:
-    if scope == "fleet":
-        return True
-    if scope == "tenant":
-        return total.tenant_id == name
-    if total.tenant_id != tenant:
-        return False
-    return total.agent == name if scope == "agent" else classes.get(total.agent) == name
+def _members(
+    totals: Sequence[SpendTotal], roster: Roster, tenant: str
+) -> dict[tuple[str, str], list[SpendTotal]]:
+    """The totals each scope covers, keyed (scope, name): one pass, not one per budget."""
+    classes = {a.name: a.agent_class for a in roster.agents}
+    members: dict[tuple[str, str], list[SpendTotal]] = {("fleet", ""): list(totals)}
+    for total in totals:
+        members.setdefault(("tenant", total.tenant_id), []).append(total)
+        if total.tenant_id != tenant:
+            continue
+        members.setdefault(("agent", total.agent), []).append(total)
+        if total.agent in classes:
+            members.setdefault(("class", classes[total.agent]), []).append(total)
+    return members
 
 
 def _amounts(limit: Limit) -> Iterable[tuple[Period, Literal["usd", "tokens"], float]]:
@@ -198,23 +205,27 @@ def held_agents(
     states: Sequence[BudgetState], roster: Roster, tenant: str, default_tenant: str
 ) -> dict[str, str]:
     """Agent -> why it gets no new card: a budget covering it is spent (or ahead of pace)."""
+    holding: dict[tuple[str, str], BudgetState] = {}
+    for state in states:
+        if state.level == "over" or state.ahead:
+            holding.setdefault((state.scope, state.name), state)
+    if not holding:
+        return {}
     held: dict[str, str] = {}
     for agent in roster.agents:
         agent_tenant = agent.tenant_or(default_tenant)
         if agent_tenant != tenant:
             continue
-        for state in states:
-            if state.level != "over" and not state.ahead:
-                continue
-            covers = (
-                state.scope == "fleet"
-                or (state.scope == "tenant" and state.name == agent_tenant)
-                or (state.scope == "class" and state.name == agent.agent_class)
-                or (state.scope == "agent" and state.name == agent.name)
-            )
-            if covers and agent.name not in held:
-                word = "over budget" if state.level == "over" else "ahead of pace"
-                held[agent.name] = f"{word}: {state.describe()}"
+        scopes = [
+            ("agent", agent.name),
+            ("class", agent.agent_class),
+            ("tenant", agent_tenant),
+            ("fleet", ""),
+        ]
+        hold = next((holding[key] for key in scopes if key in holding), None)
+        if hold is not None:
+            word = "over budget" if hold.level == "over" else "ahead of pace"
+            held[agent.name] = f"{word}: {hold.describe()}"
     return held
 
 
