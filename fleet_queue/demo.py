@@ -1,6 +1,7 @@
 """``fleet demo``: the whole path on the embedded default, in a throwaway home.
 
-Stub agents in real tmux, the embedded Redis, a real Celery worker and beat; a
+Stub agents (or, with ``--runtime``, real Claude Code / Codex coders on a model double:
+``fleet_queue.demo_runtime``) in real tmux, the embedded Redis, a real Celery worker and beat; a
 small dependency graph of cards flows end to end and the run prints what
 happened. Exit 0 only when every card is done.
 """
@@ -13,8 +14,8 @@ import signal
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,8 @@ from fleet_queue.roster import parse_roster, write_roster
 from fleet_queue.settings import Settings
 
 if TYPE_CHECKING:
+    from fleet_queue.demo_runtime import RuntimeSetup
+    from fleet_queue.model_double import ModelDouble
     from fleet_queue.store import CardStore
     from fleet_queue.up import HostAgents
 
@@ -48,13 +51,18 @@ DEMO_CARDS: list[tuple[str, str, list[str], str | None, str | None]] = [
 ]
 
 
-def demo_roster(work_seconds: float) -> dict[str, Any]:
+def demo_roster(
+    work_seconds: float, coders: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Stub agents, but for the entries of ``coders`` (real runtimes, by name)."""
     env = {"FLEET_STUB_WORK": str(work_seconds)}
+    real = coders or {}
     return {
         "version": 1,
         "preset": "local-canary",
         "agents": [
-            {"name": name, "runtime": "stub", "class": cls, "env": env} for name, cls in DEMO_AGENTS
+            real.get(name) or {"name": name, "runtime": "stub", "class": cls, "env": env}
+            for name, cls in DEMO_AGENTS
         ],
     }
 
@@ -80,6 +88,10 @@ class DemoReport:
     seconds: float
     by_agent: dict[str, int]
     home: str | None = None
+    runtime: str = "stub"
+    notes: list[str] = field(default_factory=list)
+    model_turns: int | None = None
+    """Requests of the coders' own loop the model double answered (real runtimes only)."""
 
     @property
     def ok(self) -> bool:
@@ -93,29 +105,41 @@ class DemoReport:
             "seconds": round(self.seconds, 2),
             "by_agent": self.by_agent,
             "home": self.home,
+            "runtime": self.runtime,
+            "notes": self.notes,
+            "model_turns": self.model_turns,
         }
 
     def render(self) -> str:
         agents = ", ".join(f"{name}={count}" for name, count in sorted(self.by_agent.items()))
         cards = ", ".join(f"{status}={count}" for status, count in sorted(self.cards.items()))
         verdict = "all cards done" if self.ok else "NOT all cards done"
-        return (
-            f"demo: {verdict} — cards: {cards}; deliveries: {self.deliveries} ({agents});"
+        coders = (
+            f"; coders: {self.runtime} on the model double ({self.model_turns} model turns)"
+            if self.runtime != "stub"
+            else ""
+        )
+        notes = "".join(f"demo: note: {note}\n" for note in self.notes)
+        return notes + (
+            f"demo: {verdict} — cards: {cards}; deliveries: {self.deliveries} ({agents}){coders};"
             f" {self.seconds:.1f}s" + (f"; kept {self.home}" if self.home else "")
         )
 
 
-def write_demo_roster(settings: Settings, work_seconds: float) -> None:
-    roster = parse_roster(demo_roster(work_seconds), "demo roster")
+def write_demo_roster(
+    settings: Settings, work_seconds: float, coders: dict[str, dict[str, Any]] | None = None
+) -> None:
+    roster = parse_roster(demo_roster(work_seconds, coders), "demo roster")
     write_roster(roster, settings.effective_roster_path)
 
 
-def demo_cards() -> list[NewCard]:
+def demo_cards(runtime: str = "stub") -> list[NewCard]:
+    who = "a stub agent" if runtime == "stub" else "the agent"
     return [
         NewCard(
             id=card_id,
             title=title,
-            body=f"Demo card '{card_id}': a stub agent works it and closes it.",
+            body=f"Demo card '{card_id}': {who} works it and closes it.",
             depends_on=tuple(deps),
             target_agent=agent,
             target_class=cls,
@@ -131,28 +155,57 @@ def run_demo(
     timeout: float = 180.0,
     quiet: bool = False,
     keep: bool = False,
+    runtime: str = "stub",
 ) -> DemoReport:
-    """Bring a stub fleet up, feed it the demo graph, wait for the end, tear it down.
+    """Bring a fleet up, feed it the demo graph, wait for the end, tear it down.
 
-    Torn down on success, failure, Ctrl-C and SIGTERM alike: no process, tmux server or
-    lock of the demo outlives it. The temporary home (store, logs, stub logs) is removed
-    afterwards unless ``keep``.
+    With ``runtime`` claude or codex the coders are that real CLI on a model double this
+    process serves (checked first: a missing CLI starts nothing). Torn down on success,
+    failure, Ctrl-C and SIGTERM alike: no process, tmux server or lock of the demo
+    outlives it. The temporary home (store, logs, stub logs) is removed afterwards unless
+    ``keep``.
     """
+    from fleet_queue.demo_runtime import model_key, runtime_setup
+    from fleet_queue.model_double import ModelDouble
     from fleet_queue.up import running_fleet
 
+    setup = runtime_setup(runtime)
     settings = demo_settings()
-    write_demo_roster(settings, work_seconds)
     started = time.monotonic()
     try:
-        with interrupted_by_sigterm(), running_fleet(settings, agents) as (store, _procs):
-            store.create_many(demo_cards())
+        with ExitStack() as stack:
+            stack.enter_context(interrupted_by_sigterm())
+            double = stack.enter_context(ModelDouble()) if runtime != "stub" else None
+            stack.enter_context(model_key())
+            write_demo_roster(settings, work_seconds, real_coders(settings, setup, double))
+            store, _procs = stack.enter_context(running_fleet(settings, agents))
+            store.create_many(demo_cards(runtime))
             wait_for_cards(store, len(DEMO_CARDS), timeout, quiet)
             report = build_report(store, time.monotonic() - started)
+            report.runtime, report.notes = runtime, setup.notes
+            report.model_turns = len(double.main_turns()) if double else None
     finally:
         if not keep:
             shutil.rmtree(settings.home, ignore_errors=True)
     report.home = str(settings.home) if keep else None
     return report
+
+
+def real_coders(
+    settings: Settings, setup: RuntimeSetup, double: ModelDouble | None
+) -> dict[str, dict[str, Any]]:
+    """The roster entries of the coders when they are a real CLI: in a work dir of the home."""
+    from fleet_queue.demo_runtime import CODER_CLASS, coder_entry
+
+    if double is None:
+        return {}
+    workdir = settings.home / "work"
+    workdir.mkdir(mode=0o700, exist_ok=True)
+    return {
+        name: coder_entry(name, setup, double.url, workdir)
+        for name, cls in DEMO_AGENTS
+        if cls == CODER_CLASS
+    }
 
 
 @contextmanager

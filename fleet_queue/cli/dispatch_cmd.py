@@ -109,13 +109,19 @@ def demo(
     work: Annotated[float, typer.Option(help="Seconds each stub agent works a card.")] = 0.5,
     timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 180.0,
     keep: Annotated[bool, typer.Option(help="Keep the temporary home (store, logs).")] = False,
+    runtime: Annotated[
+        str,
+        typer.Option(help="The coders: stub, or the real claude / codex CLI on a model double."),
+    ] = "stub",
     as_json: JsonFlag = False,
 ) -> None:
-    """Run a stub fleet end to end in a temporary home; exit 0 when every card is done."""
+    """Run a fleet end to end in a temporary home; exit 0 when every card is done."""
     from fleet_queue.demo import run_demo
     from workers.fleet_agents import HOST_AGENTS
 
-    report = run_demo(HOST_AGENTS, work_seconds=work, timeout=timeout, quiet=as_json, keep=keep)
+    report = run_demo(
+        HOST_AGENTS, work_seconds=work, timeout=timeout, quiet=as_json, keep=keep, runtime=runtime
+    )
     data = report.as_dict()
     emit(data, as_json, lambda: console.print(report.render()))
     if not report.ok:
