@@ -185,6 +185,17 @@ def check_pause(settings: Settings) -> Check:
     return ok("pause", "dispatching")
 
 
+def check_targets(settings: Settings) -> Check:
+    """Ready cards aimed at no roster agent wait forever (``--allow-unknown-target``)."""
+    from fleet_queue.targets import UNTARGETABLE_HINT, untargetable, untargetable_line
+
+    with open_store_as_is(settings) as store:
+        found = untargetable(store, settings)
+    if found:
+        return warn("targets", untargetable_line(found), UNTARGETABLE_HINT)
+    return ok("targets", "every ready card has an agent that can take it")
+
+
 def check_modes(settings: Settings) -> Check:
     """State others can read: fleet.env or the socket directory fail, the rest warns."""
     from fleet_queue.private import state_modes
@@ -208,5 +219,7 @@ def fleet_checks(settings: Settings) -> list[Check]:
         checks.append(guarded("beat", lambda: check_beat(settings)))
     if checks[1].level == "ok":
         checks.append(guarded("pause", lambda: check_pause(settings)))
+        if checks[0].level == "ok":
+            checks.append(guarded("targets", lambda: check_targets(settings)))
     checks.append(guarded("state modes", lambda: check_modes(settings)))
     return checks

@@ -14,13 +14,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fleet_queue.cards import NewCard
 from fleet_queue.errors import UsageError
 from fleet_queue.roster import Roster, load_roster
 from fleet_queue.settings import Settings
 
+if TYPE_CHECKING:
+    from fleet_queue.store import CardStore
+
 ALLOW_FLAG = "--allow-unknown-target"
+UNTARGETABLE_HINT = (
+    "add the missing agent or class to the roster (fleet agent add), or block those cards"
+    " (fleet backlog block ID); fleet board names each card"
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,15 @@ class Targets:
     def of(cls, roster: Roster, tenant: str) -> Targets:
         team = [a for a in roster.agents if a.tenant_or(tenant) == tenant]
         return cls(frozenset(a.name for a in team), frozenset(a.agent_class for a in team))
+
+    def stranger_lane(self, lane: str) -> str | None:
+        """``agent 'x'`` / ``class 'y'`` for a claim lane (``a:x``, ``c:y``) nobody here has."""
+        kind, _, name = lane.partition(":")
+        if kind == "a":
+            return None if name in self.agents else f"agent {name!r}"
+        if kind == "c":
+            return None if name in self.classes else f"class {name!r}"
+        return None
 
     def stranger(self, target_agent: str | None, target_class: str | None) -> str | None:
         """What of a card's target no roster agent has (``agent 'x'`` / ``class 'y'``)."""
@@ -66,3 +83,28 @@ def check_targets(settings: Settings, cards: Iterable[NewCard], *, allow_unknown
                 f"card {card.id}: no {stranger} in the roster of tenant {settings.tenant!r};"
                 f" nothing was created ({ALLOW_FLAG} to accept it anyway)"
             )
+
+
+def untargetable(store: CardStore, settings: Settings) -> dict[str, int] | None:
+    """Ready cards per target no roster agent has (``agent 'x'``: 3); None without a roster.
+
+    One grouped read of the ready cards' lanes, so ``fleet backlog stats`` and ``fleet
+    doctor`` stay cheap on a big backlog. A card aimed at a known agent *and* an unknown
+    class is not counted here (its lane is the agent's); the board marks it.
+    """
+    targets = roster_targets(settings)
+    if targets is None:
+        return None
+    found: dict[str, int] = {}
+    for lane, count in store.ready_lanes().items():
+        stranger = targets.stranger_lane(lane)
+        if stranger is not None:
+            found[stranger] = found.get(stranger, 0) + count
+    return found
+
+
+def untargetable_line(found: dict[str, int]) -> str:
+    """``3 ready cards for no agent in the roster: agent 'x' (2), class 'y' (1)``."""
+    total = sum(found.values())
+    each = ", ".join(f"{name} ({n})" for name, n in sorted(found.items()))
+    return f"{total} ready card{'' if total == 1 else 's'} for no agent in the roster: {each}"

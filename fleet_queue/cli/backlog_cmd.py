@@ -343,14 +343,28 @@ def fail(
 
 @backlog_app.command("stats")
 def stats(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """Counts by status, oldest ready age, expired leases, last-minute throughput."""
+    """Counts by status, oldest ready age, expired leases, last-minute throughput, and the
+    ready cards aimed at no agent of the roster (``untargetable``)."""
+    from fleet_queue.errors import FleetError
+    from fleet_queue.targets import UNTARGETABLE_HINT, untargetable, untargetable_line
+
     with open_store(ctx) as store:
         data = store.stats()
+        try:
+            strangers = untargetable(store, settings_of(ctx))
+        except FleetError:  # an unreadable roster: stats without the roster's part
+            strangers = None
+    if strangers is not None:
+        data["untargetable"] = sum(strangers.values())
+        data["untargetable_targets"] = strangers
 
     def render() -> None:
         rows = [{"what": k, "value": v} for k, v in data["counts"].items()]
-        rows += [{"what": k, "value": v} for k, v in data.items() if k not in {"counts", "now"}]
+        skip = {"counts", "now", "untargetable_targets"}
+        rows += [{"what": k, "value": v} for k, v in data.items() if k not in skip]
         print_table(rows, ["what", "value"], title=f"backlog of {data['tenant']}")
+        if strangers:
+            typer.echo(f"{untargetable_line(strangers)}: {UNTARGETABLE_HINT}")
 
     emit(data, as_json, render)
 

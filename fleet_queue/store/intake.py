@@ -102,6 +102,16 @@ class Intake(StoreBase):
             found.update(conn.execute(self.sql.keys_in(chunk)).scalars())
         return found
 
+    def ready_lanes(self) -> dict[str, int]:
+        """Ready cards per claim lane aimed at someone (``a:<agent>``, ``c:<class>``)."""
+        with self._read() as conn:
+            return {str(r[0]): int(r[1]) for r in conn.execute(self.sql.ready_routes())}
+
+    def card_statuses(self, ids: Iterable[str]) -> dict[str, str]:
+        """The status of each of ``ids`` that exists (the board marks failed dependencies)."""
+        with self._read() as conn:
+            return self._statuses(conn, ids)
+
     def _statuses(self, conn: Connection, ids: Iterable[str]) -> dict[str, str]:
         out: dict[str, str] = {}
         for chunk in chunks(sorted(ids)):

@@ -262,6 +262,14 @@ class Statements:
             self._mine, self.in_(cards.c.idempotency_key, keys)
         )
 
+    def ready_routes(self) -> sa.Select[Any]:
+        """Ready cards per aimed lane: an index-only walk of the claim index's ready part."""
+        return (
+            sa.select(cards.c.route, sa.func.count())
+            .where(self._mine, cards.c.status == CardStatus.READY.value, cards.c.route != "")
+            .group_by(cards.c.route)
+        )
+
     def statuses_in(self, ids: Sequence[str]) -> sa.Select[Any]:
         return sa.select(cards.c.id, cards.c.status).where(self._mine, self.in_(cards.c.id, ids))
 

@@ -39,6 +39,7 @@ def test_a_running_fleet_is_healthy(team: Fleet) -> None:
         "host worker": "ok",
         "beat": "ok",
         "pause": "ok",
+        "targets": "ok",
         "tmux": "ok",
         "runtimes": "ok",
         "host pause": "ok",

@@ -4,13 +4,18 @@ for an agent or class no roster has is refused, or accepted and shown untargetab
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from fleet_queue.api import Backlog
 from fleet_queue.board import build_board
 from fleet_queue.cards import CardStatus, NewCard
+from fleet_queue.doctor import check_targets
 from fleet_queue.errors import UsageError
+from fleet_queue.targets import untargetable
 from tests.fast.conftest import PipelineFactory, agent
+from tests.support.cli import run_fleet
 from tests.support.pipeline import Pipeline, SentTask
 from tests.support.poll import wait_until
 
@@ -72,7 +77,7 @@ def test_takes_untargeted_opts_an_enhancer_in(
 
 
 def test_unknown_targets_are_refused_or_shown_untargetable(
-    make_pipeline: PipelineFactory,
+    make_pipeline: PipelineFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with make_pipeline(TEAM[2:]) as pipe:
         backlog = Backlog(pipe.settings, store=pipe.store)
@@ -87,3 +92,27 @@ def test_unknown_targets_are_refused_or_shown_untargetable(
         card = board.column("ready").cards[0]
         assert card.waits_for == "untargetable: no agent 'ghost' in the roster"
         assert board.counts["untargetable"] == 1
+
+        # stats and doctor count them too, and say what to do
+        backlog.create("p2", "paint", target_class="painter", allow_unknown_target=True)
+        backlog.create("w", "for w1", target_agent="w1")
+        found = untargetable(pipe.store, pipe.settings)
+        assert found == {"agent 'ghost'": 1, "class 'painter'": 1}
+        check = check_targets(pipe.settings)
+        assert check.level == "warn"
+        assert check.detail == (
+            "2 ready cards for no agent in the roster: agent 'ghost' (1), class 'painter' (1)"
+        )
+        assert "fleet agent add" in check.hint
+        monkeypatch.setenv("FLEET_HOME", str(pipe.settings.home))
+        monkeypatch.setenv("FLEET_HOST", pipe.settings.host)
+        stats = run_fleet("backlog", "stats", "--json")
+        assert stats.exit_code == 0, stats.stderr
+        data = json.loads(stats.stdout)
+        assert data["untargetable"] == 2 and data["untargetable_targets"] == found
+        table = run_fleet("backlog", "stats")
+        assert "2 ready cards for no agent in the roster" in table.stdout
+        assert "fleet agent add" in table.stdout
+        pipe.store.block("g2", "nobody")
+        pipe.store.block("p2", "nobody")
+        assert check_targets(pipe.settings).level == "ok"
