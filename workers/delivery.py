@@ -199,22 +199,39 @@ class Deliverer:
         self.control.close()
 
     def deliver(
-        self, agent: str, text: str, *, source: str, verify: bool = True, force: bool = False
+        self,
+        agent: str,
+        text: str,
+        *,
+        source: str,
+        verify: bool = True,
+        force: bool = False,
+        not_after: float | None = None,
     ) -> DeliveryReceipt:
-        """Type ``text`` into ``agent``'s pane; ``DeliveryError`` (one line) on any failure."""
+        """Type ``text`` into ``agent``'s pane; ``DeliveryError`` (one line) on any failure.
+
+        ``not_after`` (``time.monotonic()``): nothing is typed from then on, however long
+        the looks before the typing took or the process was stopped; ``AgentBusyError``.
+        """
         label(source)  # an empty source is refused before anything else
         body = clean_body(text)
         plan = self._plan(agent)
         with self._pane_lock(agent):
             try:
-                return self._deliver(plan, body, source, verify, force)
+                return self._deliver(plan, body, source, verify, force, not_after)
             except DeliveryError:
                 raise
             except HostError as exc:
                 raise DeliveryError(f"agent {agent!r}: {exc.message}") from None
 
     def _deliver(
-        self, plan: LaunchPlan, body: str, source: str, verify: bool, force: bool
+        self,
+        plan: LaunchPlan,
+        body: str,
+        source: str,
+        verify: bool,
+        force: bool,
+        not_after: float | None = None,
     ) -> DeliveryReceipt:
         started = time.perf_counter()
         target = pane_target(plan.agent)
@@ -241,6 +258,10 @@ class Deliverer:
             earlier = self._earlier_copy(typing, sha, source, body, started, force)
             if earlier is not None:
                 return earlier
+        if not_after is not None and time.monotonic() >= not_after:
+            raise AgentBusyError(
+                f"agent {plan.agent!r}: the time to type has run out (lease ending); nothing typed"
+            )
         if state.in_mode:
             self.control.command("send-keys", "-X", "-t", target, "cancel")
         pending = Pending(nonce, sha, source, time.time())

@@ -86,7 +86,7 @@ def deliver(task: Task, card_id: str, token: int, agent: str) -> dict[str, Any]:
         _drop(ctx, card_id, token, agent, why)
         return {"dropped": why}
     allowed, why = dispatch_allowed(store, ctx.settings, pause)
-    held = store.paused_agents().get(agent) if allowed else None
+    held = gate.held if allowed else None  # the agent's own pause, read with the card
     if held is not None:
         allowed, why = False, f"agent {agent} is paused {held}"
     if not allowed:
@@ -148,9 +148,9 @@ def deliver_when_free(
     if until is not None:
         deadline = min(deadline, until)
     while True:
-        try:
+        try:  # `until` is checked again just before the keys go: a stopped worker wakes late
             return deliverer_for(ctx).deliver(
-                agent, text, source=f"{ctx.settings.host}:fleet", verify=True
+                agent, text, source=f"{ctx.settings.host}:fleet", verify=True, not_after=until
             )
         except AgentBusyError:
             if time.monotonic() >= deadline:
