@@ -10,13 +10,17 @@
   are allowed as literals.
 - **a pane's environment** gets store and broker URLs only when they carry no secret
   (``workers.runtimes.pane_env`` compares with :func:`fleet_queue.settings.mask_url`).
+- **the tmux server's environment**, which every pane inherits, gets none of the
+  worker's infrastructure secrets (:func:`tmux_safe`): a password-like name
+  (``PGPASSWORD``, ``REDISCLI_AUTH``, ``*PASSWORD*``, ``*_AUTH``...) or any value
+  holding a URL with a password. Model API keys and tokens stay: a runtime needs them.
 """
 
 from __future__ import annotations
 
 import re
 
-from fleet_queue.settings import Settings, mask_url
+from fleet_queue.settings import Settings, mask_url, reveal
 
 SECRET_NAME_RE = re.compile(
     r"PASSWORD|PASSWD|PASSPHRASE|PGPASS|(^|_)PASS($|_)|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY"
@@ -44,6 +48,21 @@ def carries_secret(value: str) -> bool:
     return any(mask_url(url) != url for url in URL_IN_TEXT_RE.findall(value))
 
 
+TMUX_STRIPPED_RE = re.compile(
+    r"PASSWORD|PASSWD|PASSPHRASE|PGPASS|(^|_)PASS$|(^|_)AUTH$|CREDENTIAL|(^|_)DSN$"
+    r"|^(DATABASE_URL|REDIS_URL|BROKER_URL|CELERY_BROKER_URL|CELERY_RESULT_BACKEND)$",
+    re.IGNORECASE,
+)
+"""Names the tmux server never inherits from the worker (docs/security.md#secrets): the
+store's and broker's credentials (``PGPASSWORD``, ``PGPASSFILE``, ``REDISCLI_AUTH``,
+``FLOWER_BASIC_AUTH``, ``DATABASE_URL``...). Not ``*_API_KEY``/``*_TOKEN``: agents use them."""
+
+
+def tmux_safe(name: str, value: str) -> bool:
+    """Whether the worker's ``name=value`` may reach the tmux server (and so every pane)."""
+    return not TMUX_STRIPPED_RE.search(name) and not carries_secret(value)
+
+
 def roster_env_problem(name: str, value: str) -> str | None:
     """Why a roster ``env:`` entry must not be written so, in one line; None if it may."""
     if ENV_REF_RE.match(value):
@@ -58,4 +77,5 @@ def roster_env_problem(name: str, value: str) -> str | None:
 def flower_environment(settings: Settings) -> dict[str, str]:
     """Flower's login through its environment: ``FLOWER_*`` variables are its options, and
     unlike ``--basic-auth=user:password`` they are not in ``/proc/PID/cmdline``."""
-    return {"FLOWER_BASIC_AUTH": settings.flower_auth} if settings.flower_auth else {}
+    auth = reveal(settings.flower_auth)
+    return {"FLOWER_BASIC_AUTH": auth} if auth else {}

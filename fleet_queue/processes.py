@@ -74,7 +74,9 @@ def beat_command(settings: Settings, loglevel: str = "INFO") -> list[str]:
 def flower_command(settings: Settings, port: int = 5555, address: str = "127.0.0.1") -> list[str]:
     """Flower shows task arguments and can revoke tasks: without auth, loopback only."""
     refuse_open_bind("Flower", address, settings.flower_auth, "FLEET_FLOWER_AUTH")
-    cmd = [*CELERY, "flower", f"--port={port}", f"--address={address}"]
+    # flower_launch: celery's command line with /metrics behind the login too
+    launch = [sys.executable, "-m", "fleet_queue.flower_launch", *CELERY[3:]]
+    cmd = [*launch, "flower", f"--port={port}", f"--address={address}"]
     # the login goes by FLOWER_BASIC_AUTH (credentials.flower_environment), never argv
     return cmd
 

@@ -9,14 +9,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from pydantic import SecretStr
+
 from fleet_queue.errors import UsageError
+from fleet_queue.settings import reveal
 
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
-def refuse_open_bind(what: str, address: str, auth: str | None, auth_variable: str) -> None:
+def refuse_open_bind(
+    what: str, address: str, auth: SecretStr | str | None, auth_variable: str
+) -> None:
     """A web UI without a login listens on loopback only: refuse any other address."""
-    if not auth and address not in LOOPBACK:
+    if not reveal(auth) and address not in LOOPBACK:
         raise UsageError(
             f"refusing to serve {what} on {address} without auth: set {auth_variable}=user:password"
         )

@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fleet_queue import layout
@@ -107,8 +107,13 @@ class Settings(BaseSettings):
     brief_at_start: bool = Field(
         default=True, description="Type each agent's brief into its pane once per session start."
     )
-    flower_auth: str | None = Field(default=None, description="Flower basic auth user:password.")
-    board_auth: str | None = Field(default=None, description="Web board basic auth user:password.")
+    # SecretStr: shown as ``**********`` by repr, str and logs; ``reveal()`` where it is used.
+    flower_auth: SecretStr | None = Field(
+        default=None, description="Flower basic auth user:password."
+    )
+    board_auth: SecretStr | None = Field(
+        default=None, description="Web board basic auth user:password."
+    )
     matrix_password: str | None = Field(
         default=None, repr=False, description="Chat connector: the Matrix bot's password."
     )
@@ -215,6 +220,11 @@ class Settings(BaseSettings):
             "chat_reply_timeout": self.chat_reply_timeout,
             "max_card_bytes": self.max_card_bytes,
         }
+
+
+def reveal(secret: SecretStr | str | None) -> str | None:
+    """A secret setting's value, at the one place that hands it on (never to print)."""
+    return secret.get_secret_value() if isinstance(secret, SecretStr) else secret
 
 
 def url_problem(url: str) -> str | None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from fleet_queue.credentials import tmux_safe
 from fleet_queue.errors import HostError
 from fleet_queue.roster import Roster
 from fleet_queue.settings import Settings
@@ -112,13 +113,16 @@ class TmuxServer:
         """The environment of every tmux process we start.
 
         No ``FLEET_*`` variable reaches the server's global environment (a pane
-        gets exactly the ones its runtime adapter chooses), and ``TMUX`` is
+        gets exactly the ones its runtime adapter chooses), nor a store or broker
+        secret (``credentials.tmux_safe``: ``PGPASSWORD``...), and ``TMUX`` is
         dropped so a fleet command run inside another tmux still targets ours.
         """
         env = {
             key: value
             for key, value in os.environ.items()
-            if key not in _SCRUBBED_ENV and not key.startswith("FLEET_")
+            if key not in _SCRUBBED_ENV
+            and not key.startswith("FLEET_")
+            and tmux_safe(key, value)  # no PGPASSWORD, no URL with a password
         }
         env["TMUX_TMPDIR"] = str(self.tmpdir)
         return env

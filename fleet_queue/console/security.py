@@ -20,11 +20,13 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 
+from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fleet_queue.errors import UsageError
+from fleet_queue.settings import reveal
 
 REALM = "fleet board"
 ANONYMOUS = "anonymous"
@@ -40,8 +42,9 @@ SECURITY_HEADERS = {
 }
 
 
-def check_auth(auth: str | None) -> tuple[str, bytes] | None:
+def check_auth(secret: SecretStr | str | None) -> tuple[str, bytes] | None:
     """``FLEET_BOARD_AUTH`` as (user, the bytes a client's credentials must equal)."""
+    auth = reveal(secret)
     if not auth:
         return None
     user, sep, password = auth.partition(":")

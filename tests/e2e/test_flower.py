@@ -81,6 +81,15 @@ def test_flower_needs_auth_and_lists_deliveries_with_arguments(team: Fleet, flow
     assert any("fl1" in str(t.get("args")) and "c0" in str(t.get("args")) for t in tasks), tasks
 
 
+def test_flower_metrics_need_the_login_too(team: Fleet, flower: str) -> None:
+    """Flower 2.x serves /metrics without its login; ``fleet flower`` does not."""
+    assert get(f"{flower}/metrics")[0] == 401
+    assert get(f"{flower}/metrics", auth=("ops", "wrong"))[0] == 401
+    status, body = get(f"{flower}/metrics", auth=AUTH)
+    assert status == 200 and "flower_" in body
+    assert get(f"{flower}/healthcheck") == (200, "OK")
+
+
 def test_flower_without_auth_serves_only_loopback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

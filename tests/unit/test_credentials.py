@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from fleet_queue.credentials import carries_secret, flower_environment, looks_secret
 from fleet_queue.errors import RosterError
 from fleet_queue.roster import parse_roster
-from fleet_queue.settings import Settings, mask_url
+from fleet_queue.settings import Settings, load_settings, mask_url, reveal
+from tests.support.cli import run_fleet
 
 
 @pytest.mark.parametrize(
@@ -131,3 +134,24 @@ def test_a_query_password_keeps_a_url_out_of_the_panes_environment(fleet_home: o
     assert "hunter2" not in " ".join(env.values())
     plain = Settings(broker_url="redis://hub:6379/0")
     assert pane_env(plain, agent, "fleet")["FLEET_BROKER_URL"] == "redis://hub:6379/0"
+
+
+def test_secret_settings_never_print(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``SecretStr`` logins and ``repr=False`` URLs: repr, str and ``fleet config`` hide them."""
+    secrets = {
+        "FLEET_FLOWER_AUTH": "ops:flower-pw-9",
+        "FLEET_BOARD_AUTH": "viewer:board-pw-9",
+        "FLEET_BROKER_URL": "rediss://fleet:broker-pw-9@hub:6380/0",
+        "FLEET_DATABASE_URL": "postgresql://fleet:db-pw-9@hub/fleet?sslmode=require",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    shown = [repr(settings), str(settings), json.dumps(settings.masked())]
+    run = run_fleet("config", "--json")
+    assert run.exit_code == 0, run.stderr
+    shown.append(run.stdout + run.stderr)
+    for text in shown:
+        assert "-pw-9" not in text, text
+    assert flower_environment(settings) == {"FLOWER_BASIC_AUTH": "ops:flower-pw-9"}
+    assert reveal(settings.board_auth) == "viewer:board-pw-9"
