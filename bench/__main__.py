@@ -1,12 +1,15 @@
 """Every benchmark, each figure beside its baseline from the same run.
 
-    python -m bench [--quick] [--only fleet,tick] [--out PATH]
+    python -m bench [--quick] [--only fleet,tick] [--runtimes] [--out PATH]
 
 Starts its own servers (Redis, PostgreSQL, tmux on a private socket, stub agents,
 Celery worker and beat), prints a table, and writes ``bench/results/<date>.json``
 (``<date>-quick.json`` with ``--quick``). Benchmarks: ``fleet`` (a) end-to-end,
 (b) latency, (g) worker RSS; ``enqueue`` (c); ``tick`` (d); ``claims`` (e);
-``tmux`` (f).
+``tmux`` (f); ``scale`` (i) 1,000 agents over 10 host workers (``bench.scale_bench``).
+``runtime`` (enqueue → prompt at the model for the real Claude Code and Codex TUIs) needs
+the CLIs (``scripts/test.sh`` installs them): it runs only when named (``--only runtime``)
+or with ``--runtimes``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from typing import Any
 from bench.common import Figure, fmt_num
 
 Runner = Callable[[bool], list[Figure]]
-NAMES = ("tmux", "tick", "claims", "enqueue", "fleet")
+NAMES = ("tmux", "tick", "claims", "enqueue", "fleet", "scale")
+OPT_IN = ("runtime",)
+"""Not in the default run: they need what a bare machine lacks (the agent CLIs)."""
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -49,6 +54,14 @@ def runner(name: str) -> Runner:
         from bench.claims_bench import run as claims
 
         return claims
+    if name == "scale":
+        from bench.scale_bench import run as scale
+
+        return scale
+    if name == "runtime":
+        from bench.runtime_bench import run as runtime
+
+        return runtime
     from bench.tmux_bench import run as tmux
 
     return tmux
@@ -125,13 +138,21 @@ def print_table(figures: list[Figure]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, smaller sizes")
-    parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(NAMES)}")
+    parser.add_argument(
+        "--only", default="", help=f"comma-separated subset of {','.join(NAMES + OPT_IN)}"
+    )
+    parser.add_argument(
+        "--runtimes", action="store_true", help="also run `runtime` (needs the Claude/Codex CLIs)"
+    )
     parser.add_argument("--out", type=Path, help="JSON path (default bench/results/<date>.json)")
     args = parser.parse_args(argv)
     chosen = [n.strip() for n in args.only.split(",") if n.strip()] or list(NAMES)
-    unknown = [n for n in chosen if n not in NAMES]
+    if args.runtimes and "runtime" not in chosen:
+        chosen.append("runtime")
+    unknown = [n for n in chosen if n not in NAMES + OPT_IN]
     if unknown:
-        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(NAMES)}")
+        known = ", ".join(NAMES + OPT_IN)
+        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {known}")
     started = time.monotonic()
     figures: list[Figure] = []
     seconds: dict[str, float] = {}

@@ -49,7 +49,7 @@ def statuses(roster: Roster, tenant: str) -> list[AgentStatus]:
     return [
         AgentStatus(
             tenant_id=tenant,
-            host=HOST,
+            host=a.host or HOST,
             agent=a.name,
             runtime="stub",
             agent_class=a.agent_class,

@@ -92,6 +92,10 @@ class Settings(BaseSettings):
         default=5.0, gt=0, le=YEAR, description="Beat: host status period."
     )
     nudge: bool = Field(default=True, description="Send a tick at once on enqueue/complete.")
+    task_events: bool = Field(
+        default=True,
+        description="Workers send Celery task events (Flower's task pages); off saves CPU.",
+    )
     restart_max: int = Field(
         default=5,
         ge=0,
@@ -213,6 +217,7 @@ class Settings(BaseSettings):
             "reclaim_interval": self.reclaim_interval,
             "host_status_interval": self.host_status_interval,
             "nudge": self.nudge,
+            "task_events": self.task_events,
             "flower_auth": "***" if self.flower_auth else None,
             "board_auth": "***" if self.board_auth else None,
             "matrix_password": "***" if self.matrix_password else None,

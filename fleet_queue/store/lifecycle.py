@@ -54,13 +54,15 @@ from fleet_queue.store.transactions import StoreBase, Tx
 class DeliveryGate:
     """What ``begin_delivery`` found: the card when it may be typed now, else why not.
 
-    ``pause`` is the fleet's pause flag from the same snapshot: a paused fleet does not
-    refuse here (the card is still ours to give back), the caller releases it.
+    ``pause`` is the fleet's pause flag from the same snapshot, and ``held`` the agent's
+    own pause (``fleet agent pause``: ``by <actor>: <reason>``) when it has one: neither
+    refuses here (the card is still ours to give back), the caller releases it.
     """
 
     card: Card | None
     pause: PauseState
     refusal: str = ""
+    held: str | None = None
 
 
 class Lifecycle(StoreBase):
@@ -237,7 +239,7 @@ class Lifecycle(StoreBase):
         Yes (the card) when it is claimed by ``agent`` under ``token``, not yet delivered,
         and its lease has more than ``margin`` seconds left by the database clock: the
         time the typing may take, so no text lands after the lease could be reclaimed.
-        Card, pause flag and clock are read in one snapshot.
+        Card, pause flag, the agent's own pause and clock are read in one snapshot.
         """
         if margin < 0:
             raise UsageError(f"delivery margin must be >= 0 seconds, not {margin!r}")
@@ -258,7 +260,8 @@ class Lifecycle(StoreBase):
             if row["lease_expires_at"] <= now + margin:
                 why = rules.lease_refusal(row, token, "deliver", now, margin)
                 return DeliveryGate(None, pause, why)
-            return DeliveryGate(card_from_row(row), pause)
+            held = self._agent_holds(conn).get(agent)
+            return DeliveryGate(card_from_row(row), pause, held=held)
 
     def mark_delivered(
         self, card_id: str, token: int, agent: str | None = None, *, margin: float = 0.0

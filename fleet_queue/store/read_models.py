@@ -88,11 +88,6 @@ class ReadModels(StoreBase):
         with self._read() as conn:
             return self._agent_holds(conn)
 
-    def _agent_holds(self, conn: Connection) -> dict[str, str]:
-        rows = conn.execute(self.sql.agent_holds()).mappings()
-        paused = EventKind.AGENT_PAUSED.value
-        return {r["agent"]: r["detail"] or "" for r in rows if r["kind"] == paused and r["agent"]}
-
     def dependents(self, card_id: str) -> list[str]:
         """Ids of the cards that depend on ``card_id``."""
         with self._read() as conn:

@@ -161,3 +161,9 @@ class StoreBase:
 
     def _pause_state(self, conn: Connection) -> PauseState:
         return pause_from_row(conn.execute(self.sql.pause_state()).mappings().first())
+
+    def _agent_holds(self, conn: Connection) -> dict[str, str]:
+        """Agents paused by name (their latest pause/resume event is a pause): name -> detail."""
+        rows = conn.execute(self.sql.agent_holds()).mappings()
+        paused = EventKind.AGENT_PAUSED.value
+        return {r["agent"]: r["detail"] or "" for r in rows if r["kind"] == paused and r["agent"]}

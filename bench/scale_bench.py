@@ -1,0 +1,283 @@
+"""(i) Scale: 1,000 agents over 10 host workers, beside 10 agents on one, in the same run.
+
+    python -m bench.scale_bench [--quick]          # or: python -m bench --only scale
+
+The fleet is ``bench.scale_fleet``: real Celery host workers (one process per simulated
+host, each its own tmux server), one Redis, one PostgreSQL, line-reading ``bash``
+panes. Measured:
+
+- enqueue → text in a pane, one card at a time into a fleet of idle agents (the pane's
+  own receive time), p50 and p99, at the small fleet (baseline) and the large one;
+- broker and store load per card in that phase (Redis commands, PostgreSQL commits,
+  the status rounds included) and the status round's time per agent (the workers' log);
+- host worker RSS (median over hosts) beside a bare Celery worker's, same Redis;
+- with the workers stopped, the supervisor tick as the Celery task runs it (``run_tick``)
+  over the large fleet's roster with ``ready`` cards, at 10, 100 and all agents
+  available (fresh status rows), and the claims per second inside that tick.
+
+``--quick``: 2 hosts, 20 agents, 2,000 ready cards, under a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import median
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from bench.common import Figure, Stats, fmt_num, percentile, tree_rss_mib
+from bench.fleet_bench import bare_drain, bare_worker
+from bench.scale_fleet import ScaleFleet, scale_fleet, wait_received
+from bench.tick_bench import add_cards, statuses
+from fleet_queue.cards import NewCard
+from fleet_queue.supervisor import run_tick
+from tests.support.servers import postgres_server, redis_server
+
+if TYPE_CHECKING:
+    from fleet_queue.cards import Claim
+
+QUIET = 0.6
+"""Dispatch types into a line reader's pane only 0.5 s after its last output; the next card
+goes to the same agent (first in the claim order), so each sample waits this long."""
+STATUS_LOG = re.compile(r"fleet\.collect_host_status\[[^\]]+\] succeeded in ([0-9.]+)s")
+
+
+@dataclass
+class Params:
+    small: tuple[int, int] = (1, 10)
+    """(hosts, agents) of the baseline fleet."""
+    large: tuple[int, int] = (10, 1000)
+    ready: int = 100_000
+    tick_agents: tuple[int, ...] = (10, 100, 1000)
+    tick_reps: int = 5
+    samples_small: int = 20
+    samples_large: int = 60
+
+    @classmethod
+    def quick(cls) -> Params:
+        return cls(
+            small=(1, 4), large=(2, 20), ready=2_000, tick_agents=(4, 20), tick_reps=2,
+            samples_small=5, samples_large=10,
+        )  # fmt: skip
+
+
+@dataclass
+class FleetRun:
+    latencies: list[float]
+    to_claim: list[float]
+    rss: list[float]
+    redis_per_card: float
+    commits_per_card: float
+    status_ms_per_agent: float | None
+
+
+def latencies(
+    fleet: ScaleFleet, prefix: str, samples: int, to_claim: list[float] | None = None
+) -> list[float]:
+    """ms from enqueue to the pane's receive time (and to the claim, in ``to_claim``: the
+    nudge and the tick); the harness closes each card."""
+    out = []
+    for i in range(samples):
+        card = f"{prefix}{i:04d}"
+        start = time.time()
+        fleet.store.create(NewCard(id=card, title=f"scale {i}"))
+        received = wait_received(fleet.log, card)
+        out.append((received - start) * 1000)
+        if to_claim is not None:
+            claimed = fleet.store.events(card_id=card, kind="claimed", limit=None)
+            to_claim.append((claimed[0].at.timestamp() - start) * 1000)
+        token = fleet.store.get(card).token
+        fleet.store.complete(card, token)
+        time.sleep(QUIET)  # into an idle fleet: the pane just typed into has gone quiet
+    return out
+
+
+def commits(store_url: str) -> int:
+    import psycopg
+
+    conninfo = store_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def redis_commands(client: redis.Redis) -> int:
+    return int(client.info("stats")["total_commands_processed"])
+
+
+def status_ms_per_agent(fleet: ScaleFleet) -> float | None:
+    """Median host-status round time over every host's log, per agent of that host."""
+    per_agent = []
+    for host in fleet.hosts:
+        log = host.settings.home / "logs" / "worker.log"
+        rounds = [float(s) for s in STATUS_LOG.findall(log.read_text(errors="replace"))]
+        if rounds and host.agents:
+            per_agent.append(1000 * median(rounds) / len(host.agents))
+    return median(per_agent) if per_agent else None
+
+
+def measure_fleet(
+    root: Path, broker: str, db: str, hosts: int, agents: int, samples: int, prefix: str
+) -> tuple[FleetRun, ScaleFleet | None]:
+    client = redis.Redis.from_url(broker)
+    with scale_fleet(root, broker, db, hosts, agents) as fleet:
+        latencies(fleet, f"{prefix}w", 3)  # warm up the connections of every process
+        rss = [tree_rss_mib(pid) for pid in fleet.worker_pids()]
+        r0, c0 = redis_commands(client), commits(db)
+        to_claim: list[float] = []
+        lat = latencies(fleet, prefix, samples, to_claim)
+        r1, c1 = redis_commands(client), commits(db)
+        run = FleetRun(
+            lat, to_claim, rss, (r1 - r0) / samples, (c1 - c0) / samples, status_ms_per_agent(fleet)
+        )
+        return run, fleet
+
+
+def tick_samples(fleet: ScaleFleet, params: Params) -> dict[int, tuple[list[float], list[float]]]:
+    """(tick ms, claims/s) at each agent count, the workers stopped, ``ready`` cards."""
+    store, roster = fleet.store, fleet.roster
+    settings = fleet.hosts[0].settings
+    next_id = add_cards(store, 0, params.ready)
+    names = roster.names()
+    out: dict[int, tuple[list[float], list[float]]] = {}
+    for count in params.tick_agents:
+        chosen = names[:count]
+        sub = roster.model_copy(update={"agents": [roster.agent(n) for n in chosen]})
+        ms, rates = [], []
+        for rep in range(params.tick_reps + 1):  # the first is a warm-up
+            store.upsert_agent_statuses(statuses(sub, settings.tenant))
+            claims: list[Claim] = []
+            started = time.perf_counter()
+            run_tick(store, sub, settings, claims.append)
+            seconds = time.perf_counter() - started
+            assert len(claims) == count, f"the tick claimed {len(claims)} for {count} agents"
+            if rep:
+                ms.append(seconds * 1000)
+                rates.append(count / seconds)
+            for claim in claims:
+                store.complete(claim.card.id, claim.token)
+            next_id = add_cards(store, next_id, len(claims))
+        out[count] = (ms, rates)
+    return out
+
+
+def run(quick: bool = False) -> list[Figure]:
+    p = Params.quick() if quick else Params()
+    with (
+        tempfile.TemporaryDirectory(prefix="fqb-scale-") as tmp,
+        redis_server() as srv,
+        postgres_server() as pg,
+    ):
+        root = Path(tmp)
+        (root / "logs").mkdir()
+        with bare_worker(srv.url, root / "logs") as bare:
+            bare_drain(srv.url, 200)
+            bare_rss = tree_rss_mib(bare.pid)
+        small, _ = measure_fleet(
+            root / "small", srv.url, pg.create_database("small"), *p.small, p.samples_small, "s"
+        )
+        large_db = pg.create_database("large")
+        hosts, agents = p.large
+        large, fleet = measure_fleet(
+            root / "large", srv.url, large_db, hosts, agents, p.samples_large, "l"
+        )
+        assert fleet is not None
+        from fleet_queue.composition import open_card_store
+
+        fleet.store = open_card_store(fleet.hosts[0].settings, on_change=lambda _kinds: None)
+        try:
+            ticks = tick_samples(fleet, p)
+        finally:
+            fleet.store.close()
+    return figures(p, small, large, ticks, bare_rss)
+
+
+def figures(
+    p: Params,
+    small: FleetRun,
+    large: FleetRun,
+    ticks: dict[int, tuple[list[float], list[float]]],
+    bare_rss: float,
+) -> list[Figure]:
+    sh, sa = p.small
+    lh, la = p.large
+    where = f"{la:,} agents over {lh} hosts"
+    base_where = f"{sa} agents on {sh} host"
+    extra: dict[str, Any] = {
+        "p99_ms": percentile(sorted(large.latencies), 0.99),
+        "baseline_p99_ms": percentile(sorted(small.latencies), 0.99),
+        "samples": large.latencies,
+        "baseline_samples": small.latencies,
+        "enqueue_to_claim_p50_ms": median(large.to_claim),
+        "baseline_enqueue_to_claim_p50_ms": median(small.to_claim),
+        "redis_commands_per_card": large.redis_per_card,
+        "baseline_redis_commands_per_card": small.redis_per_card,
+        "pg_commits_per_card": large.commits_per_card,
+        "baseline_pg_commits_per_card": small.commits_per_card,
+        "status_round_ms_per_agent": large.status_ms_per_agent,
+        "baseline_status_round_ms_per_agent": small.status_ms_per_agent,
+    }
+    out = [
+        Figure(
+            "scale", f"(i) enqueue → pane latency p50, {where}", "ms",
+            Stats.of(large.latencies), f"p50 at {base_where}", Stats.of(small.latencies),
+            higher_is_better=False, aim="p50 ≤ 25 ms, p99 ≤ 100 ms", extra=extra,
+        ),
+        Figure(
+            "scale", f"(i) host worker RSS, median of {lh} hosts, {la // lh} agents each", "MiB",
+            Stats.of(large.rss), "bare Celery worker RSS", Stats.of([bare_rss]),
+            higher_is_better=False, aim="≤ 1.2 × bare",
+            extra={"samples": large.rss, "small_fleet_rss": small.rss},
+        ),
+    ]  # fmt: skip
+    first = p.tick_agents[0]
+    base_ms = Stats.of(ticks[first][0])
+    for count, (ms, rates) in ticks.items():
+        out.append(
+            Figure(
+                "scale",
+                f"(i) supervisor tick, {count:,} agents, {p.ready:,} ready, postgresql",
+                "ms", Stats.of(ms),
+                f"tick at {first} agents" if count != first else None,
+                base_ms if count != first else None,
+                higher_is_better=False, aim="≤ 50 ms at 1,000 agents",
+                extra={"samples": ms, "claims_per_s": rates},
+            )
+        )  # fmt: skip
+    last = p.tick_agents[-1]
+    out.append(
+        Figure(
+            "scale", f"(i) claims/s inside one tick, {last:,} agents", "claims/s",
+            Stats.of(ticks[last][1]), f"at {first} agents", Stats.of(ticks[first][1]),
+            extra={"samples": ticks[last][1]},
+        )
+    )  # fmt: skip
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale_bench")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    for f in run(args.quick):
+        base = f" | {f.baseline_name}: {fmt_num(f.baseline.median)}" if f.baseline else ""
+        print(f"{f.name}: {fmt_num(f.value.median)} {f.unit}{base}")
+        for key in ("p99_ms", "baseline_p99_ms", "enqueue_to_claim_p50_ms",
+                    "baseline_enqueue_to_claim_p50_ms", "redis_commands_per_card",
+                    "pg_commits_per_card", "status_round_ms_per_agent"):  # fmt: skip
+            if key in f.extra:
+                print(f"  {key}: {f.extra[key]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
