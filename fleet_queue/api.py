@@ -34,8 +34,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from fleet_queue.card_checks import check_token
 from fleet_queue.cards import BulkResult, Card, CardStatus, NewCard
 from fleet_queue.composition import open_card_store
+from fleet_queue.errors import UsageError
 from fleet_queue.importers import load_cards
 from fleet_queue.settings import Settings, load_settings
 from fleet_queue.store import CardStore
@@ -133,6 +135,12 @@ class Backlog:
         ready_only: bool = False,
         limit: int | None = None,
     ) -> list[Card]:
+        if isinstance(status, str) and not isinstance(status, CardStatus):
+            try:
+                status = CardStatus(status)
+            except ValueError:
+                choices = ", ".join(s.value for s in CardStatus)
+                raise UsageError(f"status {status!r} is not one of {choices}") from None
         return self.store.list(status=status, phase=phase, ready_only=ready_only, limit=limit)
 
     def get(self, card_id: str) -> Card:
@@ -140,9 +148,11 @@ class Backlog:
 
     def complete(self, card_id: str, token: int, result: str | None = None) -> Card:
         """Mark a card done under its lease's token (StaleTokenError for any other token)."""
+        check_token(token)
         return self.store.complete(card_id, token, result)
 
     def fail(self, card_id: str, token: int, reason: str) -> Card:
+        check_token(token)
         return self.store.fail(card_id, token, reason)
 
     def close(self) -> None:

@@ -8,11 +8,14 @@ card is refused with one line before the store sees it — never a driver traceb
 - ``target_agent``: the agent-name rule;
 - ``title``: a string (``None`` is not the title ``"None"``);
 - ``priority``: an integer (``1.5`` is refused, not truncated) in the store's 32-bit range;
-- ``max_attempts``: an integer from 1 to 1000.
+- ``max_attempts``: an integer from 1 to 1000;
+- ``acceptance``: JSON data (no ``nan``, no arbitrary objects: it is stored as JSON);
+- a fencing ``token``: an integer the store's 64-bit column holds.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +24,7 @@ from fleet_queue.names import name_problem
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MAX_ATTEMPTS_LIMIT = 1000
+TOKEN_MAX = 2**63 - 1
 
 
 def integer_problem(name: str, value: Any, low: int, high: int) -> str | None:
@@ -48,7 +52,25 @@ def new_card_problem(card: Any) -> str | None:
     problem = integer_problem("priority", card.priority, INT32_MIN, INT32_MAX)
     if problem is None and card.max_attempts is not None:
         problem = integer_problem("max_attempts", card.max_attempts, 1, MAX_ATTEMPTS_LIMIT)
+    if problem is None:
+        problem = json_problem("acceptance", card.acceptance)
     return f"card {card.id}: {problem}" if problem else None
+
+
+def json_problem(name: str, value: Any) -> str | None:
+    """Why ``value`` cannot be stored as JSON (an object, ``nan``); None when it can."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return f"{name} must be JSON data (text, numbers, lists, mappings): {exc}"
+    return None
+
+
+def check_token(token: Any) -> None:
+    """``UsageError`` for a fencing token that is no integer the store can hold."""
+    problem = integer_problem("token", token, 0, TOKEN_MAX)
+    if problem:
+        raise UsageError(problem)
 
 
 def check_new_card(card: Any) -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from fleet_queue.card_checks import check_new_card
+from fleet_queue.card_checks import check_new_card, check_raw_card
 from fleet_queue.errors import UsageError
 from fleet_queue.fleet_status import AgentStatus, PauseState, Readiness
 from fleet_queue.plain_data import plain_fields
@@ -187,6 +187,7 @@ class NewCard:
             "idempotency_key",
             "max_attempts",
         }
+        check_raw_card(data)  # a float priority refused here, not truncated by _as_int
         unknown = sorted(set(data) - known)
         if unknown:
             raise UsageError(f"card {data.get('id')!r}: unknown field(s) {', '.join(unknown)}")

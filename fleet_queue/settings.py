@@ -161,10 +161,12 @@ class Settings(BaseSettings):
 
     @field_validator("broker_url", "database_url")
     @classmethod
-    def _url(cls, value: str | None) -> str | None:
+    def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
         problem = url_problem(value)
+        if problem is None and info.field_name == "database_url" and "home" in info.data:
+            problem = sqlite_dir_problem(value, info.data["home"])
         if problem:
             raise ValueError(problem)
         return value
@@ -244,6 +246,20 @@ def url_problem(url: str) -> str | None:
     if any(ch.isspace() for ch in url):
         return "a URL must not contain whitespace"
     return None
+
+
+def sqlite_dir_problem(url: str, home: Path) -> str | None:
+    """A SQLite store outside ``home`` whose directory does not exist: a typo, refused
+    before any command creates that directory and an empty store in it."""
+    if not url.startswith("sqlite") or ":///" not in url:
+        return None
+    path = url.split(":///", 1)[1].split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    parent = Path(path).expanduser().absolute().parent
+    if parent.is_dir() or parent.is_relative_to(home.expanduser().absolute()):
+        return None
+    return f"the directory {parent} of the SQLite store does not exist (create it, or fix the URL)"
 
 
 SECRET_QUERY_RE = re.compile(

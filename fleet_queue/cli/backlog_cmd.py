@@ -8,6 +8,7 @@ one line and exits with its code (2 bad input, 3 unknown card, 4 conflict/stale 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ from fleet_queue.audit import record
 from fleet_queue.cards import Card, CardStatus, NewCard
 from fleet_queue.cli.common import JsonFlag, emit, get_console, print_table
 from fleet_queue.cli.common import settings_of as _settings_of
+from fleet_queue.errors import NotFoundError, UsageError
 from fleet_queue.settings import YEAR, Settings
 
 if TYPE_CHECKING:  # SQLAlchemy and rich.progress load only for the commands that use them
@@ -36,9 +38,24 @@ CARD_COLUMNS = ["id", "status", "priority", "title", "phase", "target", "owner",
 TokenOpt = Annotated[
     int, typer.Option("--token", "-t", help="Fencing token of your lease.", min=0, max=2**63 - 1)
 ]
+
+
+def _finite(value: float | None) -> float | None:
+    """Click's range lets ``nan`` through (every comparison with it is false)."""
+    if value is not None and math.isnan(value):
+        raise typer.BadParameter("must be a number of seconds, not nan")
+    return value
+
+
 Ttl = Annotated[
     float | None,
-    typer.Option("--ttl", help="Lease seconds [default: FLEET_LEASE_TTL].", min=0, max=YEAR),
+    typer.Option(
+        "--ttl",
+        help="Lease seconds [default: FLEET_LEASE_TTL].",
+        min=0,
+        max=YEAR,
+        callback=_finite,
+    ),
 ]
 AllowUnknownTarget = Annotated[
     bool,
@@ -133,6 +150,8 @@ def create(
     from fleet_queue.api import new_card_id
     from fleet_queue.targets import check_targets
 
+    if target_agent is not None and target_class is not None:
+        raise UsageError("give --agent or --class, not both: a card aims at one agent or one role")
     new = NewCard(
         id=card_id or new_card_id(),
         title=title,
@@ -219,7 +238,15 @@ def claim(
     as_json: JsonFlag = False,
 ) -> None:
     """Lease the best ready card for an agent (or --id); prints null/nothing when none."""
+    from fleet_queue.targets import roster_targets
+
     settings = settings_of(ctx)
+    targets = roster_targets(settings)
+    if targets is not None and agent not in targets.agents:
+        raise NotFoundError(
+            f"agent {agent!r} is not in the roster ({settings.effective_roster_path});"
+            " a lease for it would never be worked"
+        )
     with open_store(ctx) as store:
         got = store.claim(
             agent,

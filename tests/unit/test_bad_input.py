@@ -114,12 +114,45 @@ CLI_CASES: list[tuple[str, list[str]]] = [
     ("init over a roster", ["init", "--profile", "coding", "--write"]),
     ("unknown command", ["nosuch"]),
     ("home is a file", ["--home", "/etc/hostname", "config"]),
+    ("claim for an agent not in the roster", ["backlog", "claim", "--agent", "nosuch"]),
+    (
+        "agent and class together",
+        ["backlog", "create", "--title", "x", "--agent", "coder0", "--class", "coder"],
+    ),
+    ("lease ttl nan", ["backlog", "claim", "--agent", "coder0", "--ttl", "nan"]),
+    ("renew ttl nan", ["backlog", "renew", "A1", "--token", "1", "--ttl", "nan"]),
 ]
 
 
 @pytest.mark.parametrize(("name", "args"), CLI_CASES, ids=[c[0] for c in CLI_CASES])
 def test_cli_refuses(home: Path, name: str, args: list[str]) -> None:
     _refused(run_fleet(*args))
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["backlog", "claim", "--agent", "nosuch"], 3, "not in the roster"),
+        (["backlog", "create", "--title", "x", "--agent", "coder0", "--class", "coder"], 2,
+         "not both"),
+    ],
+)  # fmt: skip
+def test_refusals_name_the_reason_with_their_exit_code(
+    home: Path, args: list[str], code: int, says: str
+) -> None:
+    run = run_fleet(*args)
+    assert run.exit_code == code and says in _refused(run)
+
+
+def test_a_sqlite_url_with_a_typo_creates_nothing(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    typo = tmp_path / "no-such-dir" / "sub"
+    with monkeypatch.context() as env:
+        env.setenv("FLEET_DATABASE_URL", f"sqlite:///{typo}/fleet.db")
+        line = _refused(run_fleet("backlog", "list"))
+    assert "FLEET_DATABASE_URL" in line and "does not exist" in line
+    assert not (tmp_path / "no-such-dir").exists()
 
 
 # ---------------------------------------------------------------- imports
@@ -303,6 +336,13 @@ API_CASES: list[tuple[str, Callable[[Backlog], object]]] = [
     ("complete unclaimed", lambda b: b.complete("A1", 1)),
     ("fail unknown", lambda b: b.fail("nope", 1, "why")),
     ("get unknown", lambda b: b.get("nope")),
+    ("list bogus status", lambda b: b.list(status="bogus")),
+    ("acceptance not JSON", lambda b: b.create("B1", "t", acceptance=object())),
+    ("acceptance nan", lambda b: b.create("B1", "t", acceptance={"x": float("nan")})),
+    ("bulk priority 1.5", lambda b: b.create_many([{"id": "B1", "title": "t", "priority": 1.5}])),
+    ("complete token 2^63", lambda b: b.complete("A1", 2**63)),
+    ("fail token 2^63", lambda b: b.fail("A1", 2**63, "why")),
+    ("complete token text", lambda b: b.complete("A1", "1")),  # type: ignore[arg-type]
 ]
 
 
