@@ -195,7 +195,7 @@ def prompt_seen(plan: LaunchPlan, text_sha256: str, since: datetime) -> bool | N
         return False
     for line in reversed(lines):
         stamp, _, digest = line.partition(" ")
-        if digest == text_sha256 and _parse_ts(stamp) >= since:
+        if digest == text_sha256 and parse_ts(stamp) >= since:
             return True
     return False
 
@@ -247,12 +247,12 @@ def codex_status(codex_home: Path, started: float) -> tuple[str, str | None]:
         return ("ok" if sock.exists() else STARTING), None
     status, card = "ok", None
     for entry in rollout_entries(path):
-        kind = _event_type(entry)
+        kind = event_type(entry)
         if kind == "task_started":
             status, card = "busy", None
         elif kind in ("task_complete", "turn_aborted"):
             status, card = "ok", None
-        elif status == "busy" and card is None and (text := _user_text(entry)) is not None:
+        elif status == "busy" and card is None and (text := user_text(entry)) is not None:
             card = card_of(text)
     return status, card
 
@@ -262,13 +262,13 @@ def codex_prompts(codex_home: Path, since: datetime) -> set[str]:
     path = latest_rollout(codex_home, since.timestamp())
     found: set[str] = set()
     for entry in rollout_entries(path) if path else []:
-        text = _user_text(entry)
-        if text is not None and _parse_ts(str(entry.get("timestamp", ""))) >= since:
+        text = user_text(entry)
+        if text is not None and parse_ts(str(entry.get("timestamp", ""))) >= since:
             found.add(sha256(text))
     return found
 
 
-def _event_type(entry: dict[str, object]) -> str | None:
+def event_type(entry: dict[str, object]) -> str | None:
     payload = entry.get("payload")
     if entry.get("type") == "event_msg" and isinstance(payload, dict):
         kind = payload.get("type")
@@ -276,7 +276,7 @@ def _event_type(entry: dict[str, object]) -> str | None:
     return None
 
 
-def _user_text(entry: dict[str, object]) -> str | None:
+def user_text(entry: dict[str, object]) -> str | None:
     payload = entry.get("payload")
     if entry.get("type") != "response_item" or not isinstance(payload, dict):
         return None
@@ -293,7 +293,7 @@ def _user_text(entry: dict[str, object]) -> str | None:
     return "".join(t for t in texts if isinstance(t, str))
 
 
-def _parse_ts(text: str) -> datetime:
+def parse_ts(text: str) -> datetime:
     try:
         ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from fleet_queue.spend.usage import FileMark, Tokens, Turn
-from workers.evidence import _user_text as codex_user_text
 from workers.evidence import card_of
+from workers.evidence import user_text as codex_user_text
 
 MAX_READ = 16 * 1024 * 1024
 """Bytes read from one file per scan: a huge backlog is read over several scans."""

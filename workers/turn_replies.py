@@ -86,7 +86,7 @@ def _prompt_time(run_dir: Path, agent: str, prompt_sha: str, since: datetime) ->
         return None
     for line in lines:
         stamp, _, digest = line.partition(" ")
-        when = evidence._parse_ts(stamp)
+        when = evidence.parse_ts(stamp)
         if digest == prompt_sha and when >= since:
             return when
     return None
@@ -97,7 +97,7 @@ def _turn_ends(run_dir: Path, agent: str) -> list[dict[str, object]]:
 
 
 def _ts(entry: dict[str, object]) -> datetime:
-    return evidence._parse_ts(str(entry.get("ts", "")))
+    return evidence.parse_ts(str(entry.get("ts", "")))
 
 
 def transcript_reply(path: Path, prompt_sha: str) -> str | None:
@@ -149,7 +149,7 @@ def codex_reply(codex_home: Path, prompt_sha: str, since: datetime) -> TurnReply
     opened = False
     last: str | None = None
     for entry in evidence.rollout_entries(path) if path else []:
-        user = evidence._user_text(entry)
+        user = evidence.user_text(entry)
         if user is not None:
             if opened:
                 break
@@ -160,11 +160,11 @@ def codex_reply(codex_home: Path, prompt_sha: str, since: datetime) -> TurnReply
         said = _assistant_text(entry)
         if said:
             last = said
-        if evidence._event_type(entry) in ("task_complete", "turn_aborted"):
+        if evidence.event_type(entry) in ("task_complete", "turn_aborted"):
             payload = entry.get("payload")
             final = payload.get("last_agent_message") if isinstance(payload, dict) else None
             text = final if isinstance(final, str) and final else last
-            aborted = evidence._event_type(entry) == "turn_aborted"
+            aborted = evidence.event_type(entry) == "turn_aborted"
             return TurnReply(text or "the turn ended with no text", failed=aborted or not text)
     return None
 
