@@ -12,7 +12,8 @@ complete here; renderers shorten them.
 Given the roster, a ready card that no agent can take says why in ``waits_for`` (and its
 ``reason``, which both renderers show): ``untargetable`` when its target agent or class
 is in no roster, else the state of the agent it is aimed at (``broken``, ``paused``,
-``dead``...). ``counts["untargetable"]`` counts the listed ones.
+``dead``...). ``counts["untargetable"]`` counts the listed ones. A waiting card whose
+dependency failed names it in ``failed_deps``: that card will not finish without a person.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class BoardCard:
     lease_left_seconds: float | None
     waits_for: str | None = None
     """Why a ready card is not being taken (see the module's docstring)."""
+    failed_deps: tuple[str, ...] = ()
+    """Dependencies of a waiting card that failed: it waits for nothing that will come."""
 
     def to_dict(self) -> dict[str, Any]:
         return plain_fields(self)
@@ -121,11 +124,15 @@ def build_board(
         raise UsageError(f"board limit must be a whole number >= 0, not {limit!r}")
     view = store.board_view(open_limit=OPEN_LIMIT, recent_limit=limit)
     waits = Waits(roster, store.agent_statuses(), store.tenant) if roster else None
+    deps = {dep for card in view.lanes["waiting"] for dep in card.depends_on}
+    failed = {i for i, s in store.card_statuses(deps).items() if s == CardStatus.FAILED.value}
     columns = tuple(
         BoardColumn(
             key=key,
             count=view.counts[key],
-            cards=tuple(_board_card(card, key, view.now, waits) for card in view.lanes[key]),
+            cards=tuple(
+                _board_card(card, key, view.now, waits, failed) for card in view.lanes[key]
+            ),
         )
         for key in COLUMNS
     )
@@ -188,7 +195,13 @@ def board_roster(settings: Settings) -> Roster | None:
         return None
 
 
-def _board_card(card: Card, column: str, now: datetime, waits: Waits | None = None) -> BoardCard:
+def _board_card(
+    card: Card,
+    column: str,
+    now: datetime,
+    waits: Waits | None = None,
+    failed: set[str] | frozenset[str] = frozenset(),
+) -> BoardCard:
     since = _entered(card, column)
     left = None
     if card.status is CardStatus.CLAIMED and card.lease_expires_at is not None:
@@ -214,6 +227,7 @@ def _board_card(card: Card, column: str, now: datetime, waits: Waits | None = No
         in_column_seconds=_seconds(now, since),
         lease_left_seconds=left,
         waits_for=waits_for,
+        failed_deps=tuple(d for d in card.depends_on if d in failed) if column == "waiting" else (),
     )
 
 

@@ -50,6 +50,13 @@ class FleetRow:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def spend_text(self) -> str:
+        """``$0.0123`` (``+?``: some of it of a model with no price); ``-`` when none."""
+        if self.spend_today is None:
+            return "-"
+        return f"${self.spend_today:.4f}" + ("" if self.cost_known else "+?")
+
 
 @dataclass(frozen=True)
 class UnitInfo:

@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     board_auth: SecretStr | None = Field(
         default=None, description="Web board basic auth user:password."
     )
+    console_take_control: bool = Field(
+        default=False,
+        description="Console: offer 'take control' (raw keystrokes into one agent's pane).",
+    )
     matrix_password: str | None = Field(
         default=None, repr=False, description="Chat connector: the Matrix bot's password."
     )

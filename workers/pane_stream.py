@@ -25,6 +25,9 @@ from workers.tmux import ControlClient, TmuxServer, pane_target
 RESET = "\x1b[0m"
 """Ends every captured row: ``-e`` leaves a background colour open at the line's end."""
 
+RAW_CHUNK = 256
+"""Bytes per ``send-keys -H`` command: a paste stays well inside one control-mode line."""
+
 _GEOMETRY = "#{pane_width}\t#{pane_height}\t#{cursor_x}\t#{cursor_y}\t#{cursor_flag}\t#{pane_dead}"
 
 
@@ -72,6 +75,15 @@ class TmuxTerminal:
         if key not in KEYS.values():
             raise UsageError(f"no key {key!r} (one of: {', '.join(KEYS.values())})")
         self.control.command("send-keys", "-t", pane_target(agent), key)
+
+    def type_raw(self, agent: str, data: str) -> None:
+        """The bytes of ``data`` in hex (``send-keys -H``): control keys and escape sequences
+        arrive as typed, and nothing in them is read as a tmux key name."""
+        self._local(agent)
+        raw = data.encode("utf-8")
+        for start in range(0, len(raw), RAW_CHUNK):
+            chunk = [f"{b:02x}" for b in raw[start : start + RAW_CHUNK]]
+            self.control.command("send-keys", "-t", pane_target(agent), "-H", *chunk)
 
     def stop(self, agent: str) -> str:
         from workers.sessions import stop_agents

@@ -224,7 +224,7 @@ def _render_fleet(rows: list[Any], settings: Settings, paused: bool, reason: str
             "hb": age(r.heartbeat_age),
             "idle": age(r.idle_seconds),
             "card": r.current_card or "",
-            "spend": _spend_cell(r),
+            "spend": r.spend_text,
             "unit": r.unit or "-",
         }
         for r in rows
@@ -248,13 +248,6 @@ def _render_fleet(rows: list[Any], settings: Settings, paused: bool, reason: str
                 f"{r.agent}: unit active but not enabled; it will not come back after a reboot"
                 " (fleet install-systemd --enable)"
             )
-
-
-def _spend_cell(row: Any) -> str:
-    """``$0.0123`` (``+?``: some of it of a model with no price); ``-`` when none."""
-    if row.spend_today is None:
-        return "-"
-    return f"${row.spend_today:.4f}" + ("" if row.cost_known else "+?")
 
 
 def _ps_local(ctx: typer.Context, as_json: bool) -> None:

@@ -16,7 +16,7 @@ import logging
 import signal
 import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from fleet_queue.board import board_roster
+from fleet_queue.console.control import Controls
 from fleet_queue.console.security import AuthMiddleware, Guard, check_auth
 from fleet_queue.console.terminal import Terminal
 from fleet_queue.errors import (
@@ -63,6 +64,8 @@ class Console:
     interval: float
     """Seconds between two looks at the store for the live panels."""
     terminal: Terminal | None = None
+    controls: Controls = field(default_factory=Controls)
+    """Open take-control sessions (``FLEET_CONSOLE_TAKE_CONTROL``)."""
 
     def roster(self) -> Roster | None:
         """Read at each use: ``fleet roster`` edits show without a restart."""
@@ -91,12 +94,13 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 
 
 def build_app(console: Console) -> Starlette:
-    from fleet_queue.console import routes_actions, routes_board, routes_terminal
+    from fleet_queue.console import routes_actions, routes_board, routes_control, routes_terminal
 
     routes = [
         *routes_board.routes(),
         *routes_actions.routes(),
         *routes_terminal.routes(),
+        *routes_control.routes(),
         Mount("/static", StaticFiles(directory=str(HERE / "static" / "own")), name="static"),
         Mount("/vendor/xterm", StaticFiles(directory=str(XTERM), check_dir=False), name="xterm"),
     ]

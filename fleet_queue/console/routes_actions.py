@@ -3,7 +3,9 @@
 Each POST passes the CSRF and Origin checks (``security.Guard.write_refusal``), does one
 thing, and leaves an ``operator`` event naming the actor (``by <user>: <what>``) beside
 whatever event the store writes itself (``paused``, ``blocked``...), so
-``fleet backlog events --kind operator`` lists everything done from the console.
+``fleet backlog events --kind operator`` lists everything done from the console. The
+event is written by ``fleet_queue.audit.record``, as the CLI's are: one form for both, and
+a message kept by its hash and length, never its text.
 
 A form posted without JavaScript is answered with a redirect back (``back`` field); the
 page's script asks for JSON and shows the one-line message.
@@ -20,7 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from fleet_queue.cards import EventKind, NewCard
+from fleet_queue.audit import record, text_digest
+from fleet_queue.cards import NewCard
 from fleet_queue.console.app import Console, actor_of, console_of
 from fleet_queue.console.terminal import KEYS, Terminal
 from fleet_queue.errors import ConflictError, FleetError, UsageError
@@ -31,7 +34,9 @@ MAX_MESSAGE = 4000
 """Characters an operator may type to an agent at once (a line reader keeps 4,095 bytes)."""
 
 Form = dict[str, str]
-Action = Callable[[Console, str, Request, Form], str]
+Action = Callable[[Console, str, Request, Form], str | dict[str, str]]
+"""Runs one action; its answer is the one line for the operator, or JSON fields with a
+``message`` (the take-control session)."""
 
 
 async def read_form(request: Request) -> Form:
@@ -58,21 +63,16 @@ def action(run: Action) -> Callable[[Request], Awaitable[Response]]:
         refusal = console.guard.write_refusal(request, actor, form.get("csrf"))
         if refusal is not None:
             return JSONResponse({"ok": False, "message": refusal}, status_code=403)
-        message = await anyio.to_thread.run_sync(run, console, actor, request, form)
+        answer = await anyio.to_thread.run_sync(run, console, actor, request, form)
         if "application/json" in request.headers.get("accept", ""):
-            return JSONResponse({"ok": True, "message": message})
+            fields = answer if isinstance(answer, dict) else {"message": answer}
+            return JSONResponse({"ok": True, **fields})
         back = form.get("back", "/")
         return RedirectResponse(
             back if back.startswith("/") and not back.startswith("//") else "/", 303
         )
 
     return endpoint
-
-
-def audit(
-    console: Console, actor: str, what: str, card: str | None = None, agent: str | None = None
-) -> None:
-    console.store.record_event(card, EventKind.OPERATOR, agent=agent, detail=f"by {actor}: {what}")
 
 
 def _text(form: Form, name: str, default: str = "") -> str:
@@ -85,14 +85,40 @@ def _text(form: Form, name: str, default: str = "") -> str:
 def pause(console: Console, actor: str, request: Request, form: Form) -> str:
     reason = _text(form, "reason") or "paused from the console"
     pause_fleet(console.store, console.settings, reason, by=actor)
-    audit(console, actor, f"paused the fleet: {reason}")
+    record(console.store, by=actor, what=f"paused the fleet: {reason}")
     return f"the fleet is paused: {reason}"
 
 
 def resume(console: Console, actor: str, request: Request, form: Form) -> str:
     resume_fleet(console.store, console.settings, by=actor)
-    audit(console, actor, "resumed the fleet")
+    record(console.store, by=actor, what="resumed the fleet")
     return "the fleet is running again"
+
+
+def pause_one(console: Console, actor: str, request: Request, form: Form) -> str:
+    """One agent, as ``fleet agent pause NAME``: the store's pause event names the actor."""
+    agent = _roster_agent(console, request)
+    reason = _text(form, "reason") or "paused from the console"
+    console.store.pause_agent(agent, reason, actor)
+    record(console.store, by=actor, what=f"paused agent {agent}: {reason}", agent=agent)
+    return f"agent {agent} is paused: {reason}"
+
+
+def resume_one(console: Console, actor: str, request: Request, form: Form) -> str:
+    agent = _roster_agent(console, request)
+    console.store.resume_agent(agent, actor)
+    record(console.store, by=actor, what=f"resumed agent {agent}", agent=agent)
+    return f"agent {agent} takes cards again"
+
+
+def _roster_agent(console: Console, request: Request) -> str:
+    """The URL's agent, refused in one line unless the roster has it (on any host)."""
+    agent: str = request.path_params["agent"]
+    roster = console.roster()
+    if roster is None:
+        raise ConflictError("this console has no roster: no agent to pause or resume")
+    roster.known(agent)
+    return agent
 
 
 # --- cards ---------------------------------------------------------------------------------
@@ -118,7 +144,7 @@ def create(console: Console, actor: str, request: Request, form: Form) -> str:
             target_class=_text(form, "target_class") or None,
         )
     )
-    audit(console, actor, f"created card {card.id}", card=card.id)
+    record(console.store, by=actor, what=f"created card {card.id}", card=card.id)
     return f"created card {card.id}"
 
 
@@ -126,14 +152,14 @@ def block(console: Console, actor: str, request: Request, form: Form) -> str:
     card_id = request.path_params["card_id"]
     reason = _text(form, "reason") or "blocked from the console"
     console.store.block(card_id, f"{reason} (by {actor})")
-    audit(console, actor, f"blocked it: {reason}", card=card_id)
+    record(console.store, by=actor, what=f"blocked it: {reason}", card=card_id)
     return f"card {card_id} is blocked"
 
 
 def unblock(console: Console, actor: str, request: Request, form: Form) -> str:
     card_id = request.path_params["card_id"]
     console.store.unblock(card_id)
-    audit(console, actor, "unblocked it", card=card_id)
+    record(console.store, by=actor, what="unblocked it", card=card_id)
     return f"card {card_id} is ready again"
 
 
@@ -147,7 +173,7 @@ def retry(console: Console, actor: str, request: Request, form: Form) -> str:
         console.store.reclaim_card(card_id, reason=f"retried by {actor} from the console")
     else:
         raise ConflictError(f"card {card_id} is {status}: nothing to retry")
-    audit(console, actor, f"retried it (was {status})", card=card_id)
+    record(console.store, by=actor, what=f"retried it (was {status})", card=card_id)
     return f"card {card_id} is ready again (was {status})"
 
 
@@ -161,7 +187,7 @@ def retarget(console: Console, actor: str, request: Request, form: Form) -> str:
 # --- agents (this host's panes) --------------------------------------------------------------
 
 
-def _terminal(console: Console, agent: str) -> Terminal:
+def agent_terminal(console: Console, agent: str) -> Terminal:
     if console.terminal is None:
         raise ConflictError("this console has no panes to act on (no roster or no tmux here)")
     if agent not in console.local_agents():
@@ -175,13 +201,13 @@ def say(console: Console, actor: str, request: Request, form: Form) -> str:
     text = form.get("text", "")
     if len(text) > MAX_MESSAGE:
         raise UsageError(f"a message to an agent is at most {MAX_MESSAGE} characters")
-    terminal = _terminal(console, agent)
+    terminal = agent_terminal(console, agent)
     try:
         proof = terminal.say(agent, text, source=f"{actor} (console)")
     except FleetError as exc:
-        audit(console, actor, f"message refused: {exc}", agent=agent)
+        record(console.store, by=actor, what=f"message refused: {exc}", agent=agent)
         raise
-    audit(console, actor, f"typed a message ({proof}): {_text(form, 'text')[:200]}", agent=agent)
+    record(console.store, f"typed a message ({text_digest(text)}; {proof})", by=actor, agent=agent)
     return f"agent {agent} took the message: {proof}"
 
 
@@ -189,28 +215,30 @@ def press(console: Console, actor: str, request: Request, form: Form) -> str:
     agent, name = request.path_params["agent"], request.path_params["key"]
     if name not in KEYS:
         raise UsageError(f"no key {name!r} (one of: {', '.join(KEYS)})")
-    _terminal(console, agent).press(agent, KEYS[name])
-    audit(console, actor, f"pressed {name}", agent=agent)
+    agent_terminal(console, agent).press(agent, KEYS[name])
+    record(console.store, by=actor, what=f"pressed {name}", agent=agent)
     return f"pressed {name} in agent {agent}'s pane"
 
 
 def stop(console: Console, actor: str, request: Request, form: Form) -> str:
     agent = request.path_params["agent"]
-    said = _terminal(console, agent).stop(agent)
-    audit(console, actor, f"stopped the agent ({said})", agent=agent)
+    said = agent_terminal(console, agent).stop(agent)
+    record(console.store, by=actor, what=f"stopped the agent ({said})", agent=agent)
     return said
 
 
 def restart(console: Console, actor: str, request: Request, form: Form) -> str:
     agent = request.path_params["agent"]
-    said = _terminal(console, agent).restart(agent)
-    audit(console, actor, f"restarted the agent ({said})", agent=agent)
+    said = agent_terminal(console, agent).restart(agent)
+    record(console.store, by=actor, what=f"restarted the agent ({said})", agent=agent)
     return said
 
 
 ROUTES: dict[str, Action] = {
     "/actions/pause": pause,
     "/actions/resume": resume,
+    "/agents/{agent}/pause": pause_one,
+    "/agents/{agent}/resume": resume_one,
     "/cards/new": create,
     "/cards/{card_id}/block": block,
     "/cards/{card_id}/unblock": unblock,

@@ -90,7 +90,12 @@ async def api_agents(request: Request) -> Response:
     console = console_of(request)
     data = await anyio.to_thread.run_sync(panels, console)
     rows = [
-        {**view.row.as_dict(), "card_seconds": view.card_seconds, "local": view.local}
+        {
+            **view.row.as_dict(),
+            "card_seconds": view.card_seconds,
+            "local": view.local,
+            "paused": view.paused,
+        }
         for view in data["agents"]
     ]
     return JSONResponse(rows)

@@ -40,6 +40,7 @@ async def terminal_page(request: Request) -> Response:
         "xterm": (XTERM / "lib" / "xterm.js").is_file(),
         "actor": actor,
         "csrf": console.guard.csrf_token(actor),
+        "take_control": console.settings.console_take_control,
     }
     return templates.TemplateResponse(request, "terminal.html", context)
 

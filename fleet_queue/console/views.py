@@ -43,6 +43,8 @@ class AgentView:
     """How long the agent has held its current card (since its claim or delivery)."""
     local: bool
     """Its pane is on this host: the terminal view and the agent actions work."""
+    paused: bool = False
+    """Paused by name (``fleet agent pause``): the panel offers Resume instead of Pause."""
 
     @property
     def state(self) -> str:
@@ -56,6 +58,10 @@ class AgentView:
     @property
     def on_card(self) -> str:
         return duration(self.card_seconds) if self.card_seconds is not None else ""
+
+    @property
+    def spend(self) -> str:
+        return self.row.spend_text
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ def card_marks(card: BoardCard, column: str) -> list[Mark]:
         marks.append(Mark("stuck", "stuck: its lease has run out"))
     if column == "claimed" and card.in_column_seconds > STUCK_UNTYPED:
         marks.append(Mark("stuck", f"stuck: claimed {duration(card.in_column_seconds)} ago"))
+    marks.extend(Mark("stuck", f"stuck: waits on {dep}, which failed") for dep in card.failed_deps)
     if card.waits_for:
         kind = "untargetable" if card.waits_for.startswith(UNTARGETABLE) else "held"
         marks.append(Mark(kind, card.waits_for))
@@ -116,8 +123,14 @@ def agent_views(
         for card in board.column(key).cards
         if card.lease_owner
     }
+    paused = store.paused_agents()
     return [
-        AgentView(row, held.get(row.agent) if row.current_card else None, row.agent in local)
+        AgentView(
+            row,
+            held.get(row.agent) if row.current_card else None,
+            row.agent in local,
+            row.agent in paused,
+        )
         for row in fleet_rows(store, roster, settings)
     ]
 
@@ -136,11 +149,7 @@ def card_detail(store: CardStore, card_id: str, roster: Roster | None) -> CardDe
     card = store.get(card_id)
     depends_on = [store.get(dep) for dep in card.depends_on]
     dependents = [store.get(dep) for dep in store.dependents(card_id)]
-    marks = [
-        Mark("stuck", f"waits on {dep.id}, which failed")
-        for dep in depends_on
-        if dep.status is CardStatus.FAILED
-    ]
+    marks = []
     if card.status in (CardStatus.READY, CardStatus.CLAIMED):
         board = build_board(store, 0, roster)
         for column in board.columns:

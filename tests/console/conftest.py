@@ -64,8 +64,18 @@ def console_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
+def console_extra_env() -> dict[str, str]:
+    """More environment for the console process (a test module overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture
 def console(
-    tmp_path: Path, redis_srv: RedisServer, settings: Settings, slowness: float
+    tmp_path: Path,
+    redis_srv: RedisServer,
+    settings: Settings,
+    slowness: float,
+    console_extra_env: dict[str, str],
 ) -> Iterator[ConsoleServer]:
     """Stub agent ``a1`` (cards take 4 s) in tmux, and the console serving its fleet."""
     agents: list[dict[str, Any]] = [
@@ -81,7 +91,7 @@ def console(
         log = (tmp_path / "console.log").open("w")
         proc = subprocess.Popen(
             [sys.executable, "-m", "fleet_queue", "board", "--serve", "--port", str(port)],
-            env=console_env(pipeline.settings),
+            env=console_env(pipeline.settings, **console_extra_env),
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,

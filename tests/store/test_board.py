@@ -144,6 +144,19 @@ def test_board_cards_carry_lease_target_reason_and_times(store: CardStore) -> No
     assert build_board(store, limit=0).column("done").cards == ()
 
 
+def test_a_card_waiting_on_a_failed_dependency_names_it(store: CardStore) -> None:
+    from fleet_queue.console.views import card_marks
+
+    fill(store)  # F1 failed, R1 ready
+    store.create(NewCard(id="W2", title="needs F1 and R1", depends_on=("F1", "R1")))
+    waiting = {c.id: c for c in build_board(store).column("waiting").cards}
+    assert waiting["W2"].failed_deps == ("F1",)
+    assert waiting["W1"].failed_deps == ()  # R1 is only not done yet
+    texts = [m.text for m in card_marks(waiting["W2"], "waiting")]
+    assert texts == ["stuck: waits on F1, which failed"]
+    assert card_marks(waiting["W1"], "waiting") == []
+
+
 def test_board_shows_the_pause_and_is_json(store: CardStore) -> None:
     fill(store)
     store.pause("db upgrade", by="ops")
