@@ -8,6 +8,9 @@ Run from every host-status round (``workers.tasks.collect_status``), after the p
   after the one before it. A crash loop does not restart forever: when an agent died again
   after ``FLEET_RESTART_MAX`` restarts inside the window, it is ``broken`` (no restart, no
   card) until ``fleet start NAME``. Each restart and each break is an event.
+- **Release.** The card a dead pane held (claimed or typed) goes back to ``ready`` at once,
+  with the reason, before the restart: the new pane never saw it, and waiting for its lease
+  to run out would leave it idle for a whole lease.
 - **Brief.** A pane started by anyone (``fleet start``/``up``, or a restart here) is owed its
   brief (``FLEET_BRIEF_AT_START``); it reads ``briefing``, so the tick gives it no card, until
   the brief has been typed and accepted here. A brief that cannot be typed
@@ -45,6 +48,9 @@ Record = Callable[[str, EventKind, str], None]
 Type = Callable[[str, str], None]
 """Type a text into an agent's pane and verify it (raises AgentBusyError, DeliveryError)."""
 
+Release = Callable[[str, str], list[str]]
+"""Give back the cards an agent holds on this host, with a reason: (agent, reason) -> ids."""
+
 _round = threading.Lock()
 
 
@@ -52,7 +58,7 @@ _round = threading.Lock()
 class Action:
     agent: str
     action: str
-    """restarted | broken | restart failed | briefed | brief given up"""
+    """restarted | broken | restart failed | released | briefed | brief given up"""
     detail: str
 
 
@@ -67,12 +73,13 @@ def supervise(
     probes: Sequence[AgentProbe],
     record: Record,
     type_text: Type,
+    release: Release | None = None,
 ) -> list[Action]:
     """One round: restart the dead, brief the new. Skipped when a round is still running."""
     if not _round.acquire(blocking=False):
         return []
     try:
-        actions = restart_dead(settings, roster, probes, record)
+        actions = restart_dead(settings, roster, probes, record, release=release)
         if settings.brief_at_start:
             actions += send_briefs(settings, roster, probes, record, type_text)
         return actions
@@ -86,11 +93,16 @@ def restart_dead(
     probes: Sequence[AgentProbe],
     record: Record,
     now: float | None = None,
+    release: Release | None = None,
 ) -> list[Action]:
     local = {a.name for a in roster.agents_on(settings.host, settings.tenant)}
     actions = []
     for probe in probes:
         if probe.agent in local and probe.readiness == "dead":
+            if release is not None:
+                reason = f"agent {probe.agent}'s pane died on host {settings.host}"
+                for card_id in release(probe.agent, reason):
+                    actions.append(Action(probe.agent, "released", f"{card_id}: {reason}"))
             action = _restart_one(settings, roster, probe.agent, record, now or time.time())
             if action is not None:
                 actions.append(action)

@@ -283,6 +283,7 @@ def scan_spend(ctx: FleetContext) -> dict[str, object] | str:
 
 def supervise_host(ctx: FleetContext, probes: list[AgentProbe]) -> list[Action]:
     """``workers.supervision`` with this worker's store (events) and deliverer (briefs)."""
+    from fleet_queue.cards import CardStatus
     from workers.supervision import supervise
 
     def record(agent: str, kind: EventKind, detail: str) -> None:
@@ -294,7 +295,18 @@ def supervise_host(ctx: FleetContext, probes: list[AgentProbe]) -> list[Action]:
     def type_text(agent: str, text: str) -> None:
         deliverer_for(ctx).deliver(agent, text, source=f"{ctx.settings.host}:brief", verify=True)
 
-    return supervise(ctx.settings, ctx.roster, probes, record, type_text)
+    def release(agent: str, reason: str) -> list[str]:
+        """The dead pane's cards back to ready now (fenced by their token)."""
+        released = []
+        try:
+            for card in ctx.store.list(status=CardStatus.CLAIMED):
+                if card.lease_owner == agent and card.host == ctx.settings.host:
+                    released.append(ctx.store.release(card.id, card.token, reason).id)
+        except FleetError as exc:  # taken back meanwhile, or no store: its lease still ends
+            log.warning("could not release the cards of %s: %s", agent, exc)
+        return released
+
+    return supervise(ctx.settings, ctx.roster, probes, record, type_text, release)
 
 
 # Registered the Celery way: the fleet's app names this module in ``include``
