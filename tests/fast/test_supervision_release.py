@@ -45,3 +45,20 @@ def test_the_card_of_a_killed_pane_is_released_at_once(
         reasons = [e.detail for e in pipe.store.events(card_id="held", kind=EventKind.RELEASED)]
         assert reasons == ["agent a1's pane died on host testhost"]
         assert card.attempts == before.attempts - 1, "a dead pane uses up no attempt of the card"
+
+
+def test_fleet_up_resets_the_breaker_of_the_agents_it_starts(
+    make_pipeline: PipelineFactory,
+) -> None:
+    """``fleet up`` starts its agents as an operator's ``fleet start``: a broken agent
+    (its breaker's file on this host) is no longer broken, and a stopped one no longer
+    stopped; supervision may restart them again."""
+    from workers.agent_marks import AgentMarks, load_marks, save_marks
+    from workers.fleet_agents import HOST_AGENTS
+
+    with make_pipeline([agent("a1")]) as pipe:
+        run_dir = pipe.settings.run_dir
+        save_marks(run_dir, "a1", AgentMarks(broken="died 6 times", restarts=[1.0, 2.0]))
+        HOST_AGENTS.start(pipe.settings)
+        marks = load_marks(run_dir, "a1")
+        assert (marks.broken, marks.restarts, marks.stopped) == (None, [], False), marks
