@@ -104,12 +104,7 @@ def test_matrix_round_trip_busy_queue_strangers_and_restart(
                     "env": {"FLEET_STUB_REPLY_WORK": str(work), "FLEET_STUB_WORK": str(work)},
                 },
             ],
-            "connector": {
-                "kind": "matrix",
-                "homeserver": synapse.url,
-                "user_id": bot_id,
-                "rooms": {room: {"allow": [op.user_id]}},
-            },
+            "connector": synapse.connector_block(bot_id, room, [op.user_id]),
         }
     )
     write_roster(roster, settings.effective_roster_path)

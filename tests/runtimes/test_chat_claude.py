@@ -90,12 +90,7 @@ def test_a_matrix_message_to_real_claude_code_is_answered_once_from_its_own_reco
             {
                 "preset": "minimal",
                 "agents": [orchestrator(double, work)],
-                "connector": {
-                    "kind": "matrix",
-                    "homeserver": synapse.url,
-                    "user_id": bot_id,
-                    "rooms": {room: {"allow": [op.user_id]}},
-                },
+                "connector": synapse.connector_block(bot_id, room, [op.user_id]),
             }
         )
         write_roster(roster, settings.effective_roster_path)

@@ -95,6 +95,15 @@ class Synapse:
     log: Path
     process: subprocess.Popen[bytes]
 
+    def connector_block(self, bot_id: str, room: str, allow: list[str]) -> dict[str, Any]:
+        """The roster's ``connector:`` for the bot in one room with its allow-list."""
+        return {
+            "kind": "matrix",
+            "homeserver": self.url,
+            "user_id": bot_id,
+            "rooms": {room: {"allow": allow}},
+        }
+
     def register(self, name: str, password: str, *, admin: bool = False) -> str:
         """A user made with Synapse's own tool; returns its user id."""
         subprocess.run(
