@@ -18,11 +18,13 @@ Standard library only: the hooks import this module on every event.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
 import re
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -234,17 +236,21 @@ def rollout_entries(path: Path, tail: int = ROLLOUT_TAIL) -> list[dict[str, obje
     return entries
 
 
+CODEX_THREAD_STARTED = "%app-server event: thread/started%"
+CODEX_TUI_CLIENT = '%client_name="codex-tui"%'
+
+
 def codex_status(codex_home: Path, started: float) -> tuple[str, str | None]:
     """``busy`` from a ``task_started`` to its ``task_complete``, with the turn's card.
 
-    Codex 0.171 writes its rollout at the first prompt, not at start: before it, the
-    TUI is taken as ready once its app-server's control socket exists (it starts
-    that server while it opens), else still starting.
+    Codex 0.171 writes its rollout at the first prompt, not at start. Before it, the
+    TUI is ready once its app-server has started the TUI's thread
+    (``codex_thread_started``); until then it is still starting (``busy``): its
+    composer is drawn seconds earlier, while the app-server it talks to still starts.
     """
     path = latest_rollout(codex_home, started)
     if path is None:
-        sock = codex_home / "app-server-control" / "app-server-control.sock"
-        return ("ok" if sock.exists() else STARTING), None
+        return ("ok" if codex_thread_started(codex_home, started) else STARTING), None
     status, card = "ok", None
     for entry in rollout_entries(path):
         kind = event_type(entry)
@@ -255,6 +261,28 @@ def codex_status(codex_home: Path, started: float) -> tuple[str, str | None]:
         elif status == "busy" and card is None and (text := user_text(entry)) is not None:
             card = card_of(text)
     return status, card
+
+
+def codex_thread_started(codex_home: Path, started: float) -> bool:
+    """Did Codex's app-server tell the TUI its thread started, since ``started``?
+
+    Codex 0.171 logs to ``$CODEX_HOME/logs_<n>.sqlite`` (table ``logs``, ``ts`` in epoch
+    seconds); the app-server's ``thread/started`` event for the ``codex-tui`` client is
+    the moment a prompt typed into the TUI becomes a turn. Read-only; any error is no.
+    """
+    for db in sorted(codex_home.glob("logs_*.sqlite"), reverse=True):
+        try:
+            with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as con:
+                row = con.execute(
+                    "SELECT 1 FROM logs WHERE ts >= ? AND feedback_log_body LIKE ?"
+                    " AND feedback_log_body LIKE ? LIMIT 1",
+                    (int(started), CODEX_THREAD_STARTED, CODEX_TUI_CLIENT),
+                ).fetchone()
+        except sqlite3.Error:
+            continue
+        if row is not None:
+            return True
+    return False
 
 
 def codex_prompts(codex_home: Path, since: datetime) -> set[str]:
