@@ -19,6 +19,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import beat_init, worker_process_init
 
+from fleet_queue.broker_clients import reuse_channel_clients
 from fleet_queue.celery_config import HOST_TASK_MODULES, celery_config
 from fleet_queue.context import FleetContext
 from fleet_queue.private import private_umask, warn_open_home
@@ -32,6 +33,7 @@ BEAT_LOCK_SECONDS = 30
 
 
 def make_celery(settings: Settings) -> Celery:
+    reuse_channel_clients()  # one redis-py client per kombu channel (broker_clients)
     app = Celery("fleet_queue", set_as_current=False, include=list(HOST_TASK_MODULES))
     app.config_from_object(celery_config(settings))
     app.fleet = FleetContext(settings)

@@ -17,6 +17,7 @@ agent it gave up restarting is ``broken``; an available one still owed its brief
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -210,11 +211,37 @@ def _probe_one(
     )
 
 
+class _Plans:
+    """Launch plans of the current settings and roster, built once per agent.
+
+    A status round probes every agent every interval; building its plan (the pane's
+    environment, ``shlex`` over the command) was a third of a round's CPU at 100 agents
+    per host (docs/benchmarks.md, scale). A new settings or roster object (the roster
+    file changed) starts a new cache."""
+
+    def __init__(self) -> None:
+        self.key: tuple[Settings, Roster] | None = None
+        self.plans: dict[str, LaunchPlan | None] = {}
+        self.lock = threading.Lock()
+
+    def get(self, settings: Settings, roster: Roster, agent: AgentSpec) -> LaunchPlan | None:
+        with self.lock:
+            key = self.key
+            if key is None or key[0] is not settings or key[1] is not roster:
+                self.key, self.plans = (settings, roster), {}
+            if agent.name not in self.plans:
+                try:
+                    self.plans[agent.name] = launch_plan(settings, roster, agent)
+                except FleetError:
+                    self.plans[agent.name] = None
+            return self.plans[agent.name]
+
+
+_plans = _Plans()
+
+
 def _plan(settings: Settings, roster: Roster, agent: AgentSpec) -> LaunchPlan | None:
-    try:
-        return launch_plan(settings, roster, agent)
-    except FleetError:
-        return None
+    return _plans.get(settings, roster, agent)
 
 
 def _drift(plan: LaunchPlan | None, process: str | None) -> bool | None:
