@@ -40,7 +40,7 @@ from tests.support.servers import RedisServer
 from tests.support.timing import scaled
 from workers.heartbeat import read_heartbeat
 from workers.sessions import start_agents, stop_agents
-from workers.tmux import TmuxServer, pane_target
+from workers.tmux import TmuxServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.runtime, pytest.mark.timeout(300)]
 
@@ -148,22 +148,10 @@ def panes_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def real_fleet(
     settings: Settings, double: ModelDouble, workdir: Path, *coders: dict[str, Any]
 ) -> Iterator[Fleet]:
+    """Every agent reported available first: for Codex, its app-server started the TUI's
+    thread (``workers.evidence.codex_thread_started``); nothing waits for the screen."""
     with running_fleet(settings, fleet_roster(double, workdir, *coders)) as fleet:
-        for spec in coders:
-            if spec["runtime"] == "codex":
-                codex_composer(fleet, spec["name"])
         yield fleet
-
-
-def codex_composer(fleet: Fleet, name: str) -> None:
-    """Codex writes no evidence of readiness before its first prompt (a known gap of the
-    adapter): the first card waits for its composer on the screen."""
-    server = TmuxServer.for_fleet(fleet.settings, fleet.roster)
-    wait_until(
-        lambda: "Ask Codex" in "\n".join(server.run("capture-pane", "-p", "-t", pane_target(name))),
-        timeout=scaled(60),
-        what=f"the Codex composer of {name}",
-    )
 
 
 @pytest.fixture
@@ -276,28 +264,34 @@ def on_card(card_id: str, **change: Any) -> Callable[[RecordedRequest], Reply]:
     return answer
 
 
-def test_a_think_of_several_leases_keeps_the_card_renewed_from_hook_evidence(
+@pytest.mark.parametrize(("runtime", "agent"), [("claude", "cc"), ("codex", "cx")])
+def test_a_think_of_several_leases_keeps_the_card_renewed_from_runtime_evidence(
     fleet_settings_for: Callable[..., Settings],
     double: ModelDouble,
     panes_env: Path,
     startup: float,
+    runtime: str,
+    agent: str,
 ) -> None:
+    """Claude Code's hooks, Codex's rollout (``task_started`` at once, then the card's user
+    message) say ``busy`` through the think: the host worker renews the lease."""
     lease = short_lease(startup)
     settings = fleet_settings_for(lease_ttl=lease)
     think = 3 * lease
-    double.responder = on_card("th-cc", think_time=think)
-    with real_fleet(settings, double, panes_env, coder("cc", "claude", double, panes_env)) as fleet:
-        fleet.store.create(NewCard(id="th-cc", title="think long", target_agent="cc"))
-        fleet.wait_status("th-cc", "done", timeout=think + scaled(60))
-        events = kinds(fleet, "th-cc")
+    card_id = f"th-{agent}"
+    double.responder = on_card(card_id, think_time=think)
+    with real_fleet(settings, double, panes_env, coder(agent, runtime, double, panes_env)) as fleet:
+        fleet.store.create(NewCard(id=card_id, title="think long", target_agent=agent))
+        fleet.wait_status(card_id, "done", timeout=think + scaled(60))
+        events = kinds(fleet, card_id)
         assert events.count("delivered") == 1 and events.count("done") == 1, events
         assert events.count("renewed") >= 2, events  # kept through three lease lengths
         assert "reclaimed" not in events and "released" not in events, events
         first_turns = [
-            r for r in card_turns(double, "th-cc") if not r.tool_results_since_user_text()
+            r for r in card_turns(double, card_id) if not r.tool_results_since_user_text()
         ]
         assert len(first_turns) == 1  # typed once: no second delivery reached the model
-        assert_exact_text(fleet, double, "th-cc")
+        assert_exact_text(fleet, double, card_id)
 
 
 def test_a_model_that_never_answers_ends_in_reclaim_after_the_card_timeout(
