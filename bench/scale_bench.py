@@ -13,7 +13,8 @@ panes. Measured:
 - host worker RSS (median over hosts) beside a bare Celery worker's, same Redis;
 - with the workers stopped, the supervisor tick as the Celery task runs it (``run_tick``)
   over the large fleet's roster with ``ready`` cards, at 10, 100 and all agents
-  available (fresh status rows), and the claims per second inside that tick.
+  available (fresh status rows), and the claims per second inside that tick; and at
+  all agents of which only 10 are available (the rest working): a busy fleet's tick.
 
 ``--quick``: 2 hosts, 20 agents, 2,000 ready cards, under a minute.
 """
@@ -37,11 +38,12 @@ from bench.fleet_bench import bare_drain, bare_worker
 from bench.scale_fleet import ScaleFleet, scale_fleet, wait_received
 from bench.tick_bench import add_cards, statuses
 from fleet_queue.cards import NewCard
-from fleet_queue.supervisor import run_tick
+from fleet_queue.supervisor import claim_requests, run_tick
 from tests.support.servers import postgres_server, redis_server
 
 if TYPE_CHECKING:
     from fleet_queue.cards import Claim
+    from fleet_queue.store import CardStore
 
 QUIET = 0.6
 """Dispatch types into a line reader's pane only 0.5 s after its last output; the next card
@@ -55,7 +57,8 @@ class Params:
     """(hosts, agents) of the baseline fleet."""
     large: tuple[int, int] = (10, 1000)
     ready: int = 100_000
-    tick_agents: tuple[int, ...] = (10, 100, 1000)
+    ticks: tuple[tuple[int, int], ...] = ((10, 10), (100, 100), (1000, 1000), (1000, 10))
+    """(agents with fresh status rows, of them available): all free, then a busy fleet."""
     tick_reps: int = 5
     samples_small: int = 20
     samples_large: int = 60
@@ -63,7 +66,8 @@ class Params:
     @classmethod
     def quick(cls) -> Params:
         return cls(
-            small=(1, 4), large=(2, 20), ready=2_000, tick_agents=(4, 20), tick_reps=2,
+            small=(1, 4), large=(2, 20), ready=2_000, ticks=((4, 4), (20, 20), (20, 4)),
+            tick_reps=2,
             samples_small=5, samples_large=10,
         )  # fmt: skip
 
@@ -142,16 +146,22 @@ def measure_fleet(
         return run, fleet
 
 
-def tick_samples(fleet: ScaleFleet, params: Params) -> dict[int, tuple[list[float], list[float]]]:
-    """(tick ms, claims/s) at each agent count, the workers stopped, ``ready`` cards."""
+Ticks = dict[tuple[int, int], tuple[list[float], list[float]]]
+
+
+def tick_samples(fleet: ScaleFleet, params: Params) -> Ticks:
+    """(tick ms, claims/s) at each (agents, available), the workers stopped, ``ready`` cards;
+    the agents not available hold a card each (an open lease: busy, as the tick sees it)."""
     store, roster = fleet.store, fleet.roster
     settings = fleet.hosts[0].settings
     next_id = add_cards(store, 0, params.ready)
     names = roster.names()
-    out: dict[int, tuple[list[float], list[float]]] = {}
-    for count in params.tick_agents:
-        chosen = names[:count]
-        sub = roster.model_copy(update={"agents": [roster.agent(n) for n in chosen]})
+    out: Ticks = {}
+    for count, free in params.ticks:
+        sub = roster.model_copy(update={"agents": [roster.agent(n) for n in names[:count]]})
+        busy = store.claim_batch(
+            claim_requests(statuses(sub, settings.tenant)[free:], sub, settings.lease_ttl)
+        )
         ms, rates = [], []
         for rep in range(params.tick_reps + 1):  # the first is a warm-up
             store.upsert_agent_statuses(statuses(sub, settings.tenant))
@@ -159,15 +169,21 @@ def tick_samples(fleet: ScaleFleet, params: Params) -> dict[int, tuple[list[floa
             started = time.perf_counter()
             run_tick(store, sub, settings, claims.append)
             seconds = time.perf_counter() - started
-            assert len(claims) == count, f"the tick claimed {len(claims)} for {count} agents"
+            assert len(claims) == free, f"the tick claimed {len(claims)} for {free} agents"
             if rep:
                 ms.append(seconds * 1000)
-                rates.append(count / seconds)
-            for claim in claims:
-                store.complete(claim.card.id, claim.token)
-            next_id = add_cards(store, next_id, len(claims))
-        out[count] = (ms, rates)
+                rates.append(free / seconds)
+            next_id = close(store, claims, next_id)
+        next_id = close(store, busy, next_id)
+        out[(count, free)] = (ms, rates)
     return out
+
+
+def close(store: CardStore, claims: list[Claim], next_id: int) -> int:
+    """Complete the claims and enqueue as many new cards: the ready count stays put."""
+    for claim in claims:
+        store.complete(claim.card.id, claim.token)
+    return add_cards(store, next_id, len(claims))
 
 
 def run(quick: bool = False) -> list[Figure]:
@@ -205,7 +221,7 @@ def figures(
     p: Params,
     small: FleetRun,
     large: FleetRun,
-    ticks: dict[int, tuple[list[float], list[float]]],
+    ticks: Ticks,
     bare_rss: float,
 ) -> list[Figure]:
     sh, sa = p.small
@@ -239,26 +255,27 @@ def figures(
             extra={"samples": large.rss, "small_fleet_rss": small.rss},
         ),
     ]  # fmt: skip
-    first = p.tick_agents[0]
+    first = p.ticks[0]
     base_ms = Stats.of(ticks[first][0])
-    for count, (ms, rates) in ticks.items():
+    for (count, free), (ms, rates) in ticks.items():
+        which = f"{count:,} agents" + (f" ({free} available)" if free != count else "")
         out.append(
             Figure(
                 "scale",
-                f"(i) supervisor tick, {count:,} agents, {p.ready:,} ready, postgresql",
+                f"(i) supervisor tick, {which}, {p.ready:,} ready, postgresql",
                 "ms", Stats.of(ms),
-                f"tick at {first} agents" if count != first else None,
-                base_ms if count != first else None,
+                f"tick at {first[0]} agents" if count != first[0] else None,
+                base_ms if count != first[0] else None,
                 higher_is_better=False, aim="≤ 50 ms at 1,000 agents",
                 extra={"samples": ms, "claims_per_s": rates},
             )
         )  # fmt: skip
-    last = p.tick_agents[-1]
+    most = max(p.ticks, key=lambda pair: pair[1])
     out.append(
         Figure(
-            "scale", f"(i) claims/s inside one tick, {last:,} agents", "claims/s",
-            Stats.of(ticks[last][1]), f"at {first} agents", Stats.of(ticks[first][1]),
-            extra={"samples": ticks[last][1]},
+            "scale", f"(i) claims/s inside one tick, {most[1]:,} agents", "claims/s",
+            Stats.of(ticks[most][1]), f"at {first[1]} agents", Stats.of(ticks[first][1]),
+            extra={"samples": ticks[most][1]},
         )
     )  # fmt: skip
     return out

@@ -47,7 +47,8 @@ PANE_SCRIPT = (
 """The pane's program: a line reader that logs when a card's closing line arrived."""
 
 HEARTBEAT_INTERVAL = 2.0
-STATUS_INTERVAL = 2.0
+STATUS_INTERVAL = 5.0
+"""The default ``FLEET_HOST_STATUS_INTERVAL``: a status round costs CPU per agent."""
 
 
 @dataclass
@@ -123,7 +124,7 @@ class Heartbeats:
                 beat(host.settings.run_dir, agent, "ok", pid=pid)
 
     def _run(self) -> None:
-        while not self._stop.wait(HEARTBEAT_INTERVAL / 2):
+        while not self._stop.wait(HEARTBEAT_INTERVAL):  # healthy for 3 intervals
             self.beat_all()
 
     def __enter__(self) -> Heartbeats:
