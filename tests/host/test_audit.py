@@ -67,7 +67,8 @@ def test_a_send_records_its_actor_and_the_texts_hash_and_length_not_the_text(
     wait_ready(team, "a1")
     text = "rotate the keys tonight"
     fleet(team, "agent", "send", "a1", "-m", text)
-    fleet(team, "agent", "send", "a1", "-m", "from a peer", agent="a2")
+    # --force: a1 may still be redrawing the first text (busy window); the audit is the point
+    fleet(team, "agent", "send", "a1", "-m", "from a peer", "--force", agent="a2")
     mine, peers = events(team)
     digest = hashlib.sha256(text.encode()).hexdigest()
     assert mine.agent == "a1" and mine.card_id is None
