@@ -216,6 +216,8 @@ class Deliverer:
         label(source)  # an empty source is refused before anything else
         body = clean_body(text)
         plan = self._plan(agent)
+        if plan.tab_as is not None:
+            body = body.replace("\t", plan.tab_as)
         with self._pane_lock(agent):
             try:
                 return self._deliver(plan, body, source, verify, force, not_after)

@@ -43,6 +43,9 @@ class RuntimeAdapter:
     submit_delay: float = 0.0
     """Seconds between the end of a paste and Enter, for TUIs that swallow an
     Enter arriving in the same read as the paste."""
+    tab_as: str | None = None
+    """What a pasted tab becomes in the runtime's own record of the prompt. The text is
+    typed with its tabs already so, so the record's hash proves what we typed."""
 
 
 ADAPTERS: dict[str, RuntimeAdapter] = {
@@ -57,6 +60,8 @@ ADAPTERS: dict[str, RuntimeAdapter] = {
         # Measured on 2.1.332 in tmux: Enter in the same tmux command as a bracketed
         # paste (one write) is taken every time (tests/runtimes/test_adapters.py).
         submit_delay=0.0,
+        # 2.1.332 stores a pasted tab as four spaces (its prompt hook and transcript).
+        tab_as="    ",
     ),
     "codex": RuntimeAdapter(
         name="codex",
@@ -117,6 +122,7 @@ class LaunchPlan:
     submit_delay: float
     sidecar: bool = True
     unattended: bool = True
+    tab_as: str | None = None
 
 
 def adapter_for(runtime: str) -> RuntimeAdapter | None:
@@ -148,6 +154,7 @@ def launch_plan(settings: Settings, roster: Roster, agent: AgentSpec) -> LaunchP
         submit_delay=adapter.submit_delay if adapter else 0.0,
         sidecar=custom or adapter is None or adapter.sidecar,
         unattended=agent.unattended,
+        tab_as=adapter.tab_as if adapter and not custom else None,
     )
 
 

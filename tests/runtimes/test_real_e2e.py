@@ -418,16 +418,19 @@ def test_send_verify_is_true_exactly_when_the_model_received_the_prompt(
         coder("cx", "codex", double, panes_env),
     ) as fleet:
         for agent in ("cc", "cx"):
-            text = f"Hello {agent}: a line from the operator, ünïcode kept."
+            text = f"Hello {agent}: a line from the operator,\tünïcode and a tab kept."
             sent = operator(fleet, "agent", "send", agent, "--json", "--message", text)
             assert sent.returncode == 0, sent.stderr
             receipt = json.loads(sent.stdout)
             assert receipt["verified"] is True and receipt["evidence"] == "runtime"
+            # Claude Code records a pasted tab as four spaces: the adapter types it so, so
+            # the prompt hook's hash proves the delivery (verify was True above)
+            typed = text.replace("\t", "    ") if agent == "cc" else text
             got = double.wait_for(
-                lambda r: text in r.last_user_text(),  # noqa: B023
+                lambda r: typed in r.last_user_text(),  # noqa: B023
                 timeout=scaled(30),
             )
-            assert got.last_user_text() == f"[from testhost:operator #{receipt['nonce']}] {text}"
+            assert got.last_user_text() == f"[from testhost:operator #{receipt['nonce']}] {typed}"
             # while the model thinks the agent is busy: refused, nothing typed, never received
             held = f"Held {agent}: this must never reach the model."
             refused = operator(fleet, "agent", "send", agent, "--json", "--message", held)
