@@ -94,9 +94,10 @@ def claim_requests(
 ) -> list[ClaimRequest]:
     from fleet_queue.cards import ClaimRequest
 
+    specs = {spec.name: spec for spec in roster.agents}  # one pass: roster.agent() is a scan
     requests = []
     for status in agents:
-        spec = roster.agent(status.agent)
+        spec = specs.get(status.agent) or roster.agent(status.agent)  # unknown: RosterError
         requests.append(
             ClaimRequest(
                 agent=status.agent,
