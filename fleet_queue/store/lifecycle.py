@@ -146,8 +146,9 @@ class Lifecycle(StoreBase):
             picks.extend(zip(members, found, strict=False))
             anyone.extend(members[len(found) :])
         anyone = [r for r in anyone if r.take_untargeted]
-        if anyone:
-            ordered = [r for r in requests if r in anyone]
+        if anyone:  # in the requests' order; by identity (``in`` a list compared every field)
+            chosen = {id(r) for r in anyone}
+            ordered = [r for r in requests if id(r) in chosen]
             found = self._probe(conn, "", len(ordered))
             picks.extend(zip(ordered, found, strict=False))
         return picks
