@@ -10,6 +10,8 @@ PostgreSQL: psycopg 3; claims lock with ``FOR UPDATE SKIP LOCKED`` (see ``ops``)
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +69,12 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
 
 def _sqlite_engine(url: URL) -> Engine:
     if url.database and url.database != ":memory:":
-        Path(url.database).expanduser().parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = Path(url.database).expanduser()
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Created 0600 here, whatever the caller's umask (a script using the Python API
+        # keeps its own): SQLite gives the -wal and -shm files the database file's mode.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @sa.event.listens_for(engine, "connect")

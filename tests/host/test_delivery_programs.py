@@ -37,6 +37,7 @@ from tests.host.programs import (
     Program,
 )
 from tests.support.poll import wait_until
+from tests.support.timing import scaled
 from workers import tty as ttys
 from workers.delivery import Deliverer, DeliveryReceipt, label
 from workers.sessions import start_agents
@@ -92,7 +93,7 @@ def panes(
     outs = {p.name: tmp_path / f"{p.name}.out" for p in programs}
     roster = make_roster(*(p.agent(outs[p.name]) for p in programs))
     start_agents(host_settings, roster)
-    deliverer = Deliverer(host_settings, roster, verify_timeout=3.0)
+    deliverer = Deliverer(host_settings, roster, verify_timeout=scaled(3.0))
     harness = Panes(host_settings, deliverer, outs, {p.name: p for p in programs})
     try:
         for program in programs:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
@@ -98,3 +100,17 @@ def test_migration_0002_counts_the_delivery_failures_already_recorded(store_url:
             assert [tuple(row) for row in rows] == [("a", 1), ("b", 2)]
     finally:
         engine.dispose()
+
+
+def test_a_script_with_an_open_umask_still_gets_a_private_store(fleet_home: Path) -> None:
+    """The CLI and workers set umask 077; a script using the API keeps its own (022 here)."""
+    old = os.umask(0o022)
+    try:
+        settings = Settings(home=fleet_home / "scripted", tenant="scripts", host="h1")
+        fleet_queue.enqueue("private", settings=settings)
+    finally:
+        os.umask(old)
+    files = [p for p in (fleet_home / "scripted").iterdir() if p.name.startswith("fleet.db")]
+    assert files, "no store file was created"
+    for path in files:  # the database and SQLite's -wal/-shm beside it
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
