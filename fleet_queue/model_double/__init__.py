@@ -5,7 +5,8 @@ benchmarks: it answers as scripted and records every request, so a test reads
 exactly what the model was sent.
 """
 
-from fleet_queue.model_double.replies import Event, RecordedRequest, Reply, ToolCall, Usage
+from fleet_queue.model_double.recorded import RecordedRequest
+from fleet_queue.model_double.replies import Event, Reply, ToolCall, Usage
 from fleet_queue.model_double.script import card_closer, shell_tool_call
 from fleet_queue.model_double.server import ModelDouble, Responder
 

@@ -12,7 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from fleet_queue.model_double.replies import RecordedRequest, Reply, ToolCall, Usage
+from fleet_queue.model_double.recorded import RecordedRequest
+from fleet_queue.model_double.replies import Reply, ToolCall, Usage
 
 CARD_DONE = re.compile(r"fleet card done \S+ --token \d+")
 

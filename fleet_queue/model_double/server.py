@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from fleet_queue.model_double import anthropic_api, openai_api
-from fleet_queue.model_double.replies import Api, RecordedRequest, Reply
+from fleet_queue.model_double.recorded import RecordedRequest
+from fleet_queue.model_double.replies import Api, Reply
 from fleet_queue.model_double.script import card_closer, side_reply
 
 Responder = Callable[[RecordedRequest], Reply]
