@@ -30,12 +30,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from workers.heartbeat import Heartbeat, read_heartbeat, utcnow, write_heartbeat
-
-if TYPE_CHECKING:
-    from workers.runtimes import LaunchPlan
 
 CARD_RE = re.compile(r"fleet card done (\S+) --token \d+")
 """The closing command every card text ends with (``fleet_queue.card_text``)."""
@@ -44,6 +41,17 @@ STARTING = "busy"
 PROMPTS_KEPT = 200
 ROLLOUT_TAIL = 256 * 1024
 """Bytes of the newest rollout read per look: one turn's events fit many times over."""
+
+
+class PaneOf(Protocol):
+    """What ``prompt_seen`` reads of a ``workers.runtimes.LaunchPlan``: named by shape, not
+    imported, since ``runtimes`` sits above this module (it prepares homes that write here)."""
+
+    @property
+    def agent(self) -> str: ...
+
+    @property
+    def env(self) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -175,7 +183,7 @@ def _status(run_dir: Path, agent: str, info: RuntimeInfo | None) -> tuple[str, s
     return state if state is not None else (STARTING, None)
 
 
-def prompt_seen(plan: LaunchPlan, text_sha256: str, since: datetime) -> bool | None:
+def prompt_seen(plan: PaneOf, text_sha256: str, since: datetime) -> bool | None:
     """The delivery's ``PromptEvidence``: did the runtime itself take this prompt?
 
     ``text_sha256`` is the sha256 (hex, UTF-8) of exactly the text typed, source label
