@@ -14,11 +14,15 @@ Given the roster, a ready card that no agent can take says why in ``waits_for`` 
 is in no roster, else the state of the agent it is aimed at (``broken``, ``paused``,
 ``dead``...). ``counts["untargetable"]`` counts the listed ones. A waiting card whose
 dependency failed names it in ``failed_deps``: that card will not finish without a person.
+
+Spend (``fleet_queue.spend.report.cards_spend``): each card's tokens and cost where the
+ledger has them (``spend``, None otherwise), and the tenant's spend today (UTC) in the
+header (``spend_today``); a cost is ``cost_known: false`` when part of it has no price.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +32,7 @@ from fleet_queue.errors import FleetError, UsageError
 if TYPE_CHECKING:
     from fleet_queue.roster import Roster
     from fleet_queue.settings import Settings
+    from fleet_queue.spend.report import CardsSpend, SpendSum
     from fleet_queue.store import CardStore
 
 DEFAULT_LIMIT = 20
@@ -65,6 +70,10 @@ class BoardCard:
     """Why a ready card is not being taken (see the module's docstring)."""
     failed_deps: tuple[str, ...] = ()
     """Dependencies of a waiting card that failed: it waits for nothing that will come."""
+    spend: dict[str, Any] | None = None
+    """Its tokens and cost over every model and day (``SpendSum.as_dict``); None: none read."""
+    spend_text: str = ""
+    """``$0.0012`` (``+?`` part unpriced, ``unknown`` all unpriced); empty with no spend."""
 
     def to_dict(self) -> dict[str, Any]:
         return plain_fields(self)
@@ -100,6 +109,9 @@ class Board:
     """Cards per status, ``ready_to_claim`` and ``total``."""
     limit: int
     columns: tuple[BoardColumn, ...]
+    spend_today: dict[str, Any] | None = None
+    """The tenant's tokens and cost today (UTC), every card and none."""
+    spend_today_text: str = ""
 
     def column(self, key: str) -> BoardColumn:
         return next(c for c in self.columns if c.key == key)
@@ -112,6 +124,7 @@ class Board:
             "counts": dict(self.counts),
             "limit": self.limit,
             "columns": [column.to_dict() for column in self.columns],
+            "spend_today": self.spend_today,
         }
 
 
@@ -120,18 +133,22 @@ def build_board(
 ) -> Board:
     """The board of ``store``'s tenant, with the ``limit`` most recent done and failed cards;
     with ``roster``, why each ready card waits (``BoardCard.waits_for``)."""
+    from fleet_queue.spend.report import cards_spend
+
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise UsageError(f"board limit must be a whole number >= 0, not {limit!r}")
     view = store.board_view(open_limit=OPEN_LIMIT, recent_limit=limit)
     waits = Waits(roster, store.agent_statuses(), store.tenant) if roster else None
     deps = {dep for card in view.lanes["waiting"] for dep in card.depends_on}
     failed = {i for i, s in store.card_statuses(deps).items() if s == CardStatus.FAILED.value}
+    spend = cards_spend(store, [card for key in COLUMNS for card in view.lanes[key]], view.now)
     columns = tuple(
         BoardColumn(
             key=key,
             count=view.counts[key],
             cards=tuple(
-                _board_card(card, key, view.now, waits, failed) for card in view.lanes[key]
+                _with_spend(_board_card(card, key, view.now, waits, failed), spend)
+                for card in view.lanes[key]
             ),
         )
         for key in COLUMNS
@@ -159,7 +176,21 @@ def build_board(
         counts=counts,
         limit=limit,
         columns=columns,
+        spend_today=_spend_dict(spend.today),
+        spend_today_text=spend.today.cost_words() if spend.today.tokens.total else "",
     )
+
+
+def _spend_dict(spent: SpendSum) -> dict[str, Any]:
+    fields = {key: value for key, value in spent.as_dict("-").items() if key != "-"}
+    return {**fields, "tokens": spent.tokens.total}
+
+
+def _with_spend(card: BoardCard, spend: CardsSpend) -> BoardCard:
+    spent = spend.of(card.id)
+    if spent is None:
+        return card
+    return replace(card, spend=_spend_dict(spent), spend_text=spent.cost_words())
 
 
 UNTARGETABLE = "untargetable"

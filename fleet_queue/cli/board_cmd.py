@@ -149,6 +149,9 @@ def _header(board: Board) -> RenderableType:
         text.append(f" ({board.pause.reason or 'no reason'})", style="red")
     text.append(f"  {board.now:%Y-%m-%d %H:%M:%S} UTC\n", style="dim")
     text.append(" · ".join(f"{key} {value}" for key, value in board.counts.items()))
+    if board.spend_today_text:
+        tokens = (board.spend_today or {}).get("tokens", 0)
+        text.append(f"\nspend today {board.spend_today_text} ({tokens} tokens)")
     return text
 
 
@@ -180,6 +183,8 @@ def _side_by_side(board: Board) -> Table:
             meta.append(short_duration(card.in_column_seconds))
             if column.key in ("claimed", "delivered"):
                 meta.append(f"lease {lease_left(card)}")
+            if card.spend_text:
+                meta.append(card.spend_text)
             lines.append(_one_line(" ".join(meta), style="dim"))
             if card.reason:
                 lines.append(_one_line(card.reason, style="italic"))
@@ -204,6 +209,8 @@ def _section(column: BoardColumn) -> RenderableType:
     if not column.cards:
         return title
     fields = _FIELDS[column.key]
+    if any(card.spend_text for card in column.cards):  # shown once some card has spent
+        fields = (*fields, "spend")
     table = Table(
         title=title,
         title_justify="left",
@@ -240,6 +247,7 @@ def _cell(card: BoardCard, name: str) -> str:
         "in col": short_duration(card.in_column_seconds),
         "lease": lease_left(card),
         "reason": card.reason or "",
+        "spend": card.spend_text,
     }
     return values[name]
 

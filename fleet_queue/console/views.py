@@ -13,6 +13,7 @@ from fleet_queue.board import UNTARGETABLE, Board, BoardCard, build_board, lease
 from fleet_queue.board import short_duration as duration
 from fleet_queue.cards import Card, CardStatus, Event
 from fleet_queue.fleet_view import FleetRow, fleet_rows
+from fleet_queue.spend.report import SpendSum, cards_spend
 
 if TYPE_CHECKING:
     from fleet_queue.roster import Roster
@@ -100,6 +101,8 @@ def card_facts(card: BoardCard, column: str) -> list[str]:
         facts.append("lease ran out" if left == "expired" else f"lease ends in {left}")
     if card.attempts > 1:
         facts.append(f"attempt {card.attempts} of {card.max_attempts}")
+    if card.spend_text:
+        facts.append(f"spent {card.spend_text}")
     return facts
 
 
@@ -142,6 +145,9 @@ class CardDetail:
     dependents: list[Card]
     events: list[Event]
     marks: list[Mark]
+    spend: tuple[SpendSum, ...] = ()
+    """Its tokens and cost by model, every day it ran (``cost_words``: ``unknown`` unpriced)."""
+    spend_total: SpendSum | None = None
 
 
 def card_detail(store: CardStore, card_id: str, roster: Roster | None) -> CardDetail:
@@ -156,6 +162,13 @@ def card_detail(store: CardStore, card_id: str, roster: Roster | None) -> CardDe
             for shown in column.cards:
                 if shown.id == card_id:
                     marks.extend(card_marks(shown, column.key))
+    spent = cards_spend(store, [card], store.now())
     return CardDetail(
-        card, depends_on, dependents, store.events(card_id=card_id, limit=None), marks
+        card,
+        depends_on,
+        dependents,
+        store.events(card_id=card_id, limit=None),
+        marks,
+        spent.by_card.get(card_id, ()),
+        spent.of(card_id),
     )

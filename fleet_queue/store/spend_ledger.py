@@ -4,7 +4,7 @@ two readers of the same files cannot both count them (the marks are compare-and-
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,11 +71,17 @@ class SpendLedger(StoreBase):
                 tx.changes.append("spend")
 
     def spend_rows(
-        self, since_day: str, until_day: str | None = None, *, all_tenants: bool = False
+        self,
+        since_day: str,
+        until_day: str | None = None,
+        *,
+        all_tenants: bool = False,
+        cards: Collection[str] | None = None,
     ) -> list[SpendRow]:
-        """Ledger rows of these UTC days (``YYYY-MM-DD``, inclusive)."""
+        """Ledger rows of these UTC days (``YYYY-MM-DD``, inclusive); only of ``cards``
+        when given (the board and a card's page)."""
         with self._read() as conn:
-            found = conn.execute(self._spend_sql.rows(since_day, until_day, all_tenants))
+            found = conn.execute(self._spend_sql.rows(since_day, until_day, all_tenants, cards))
             return [_row(row) for row in found.mappings()]
 
     def spend_totals(self, month_start: str, today: str) -> list[SpendTotal]:

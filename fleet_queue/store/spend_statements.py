@@ -7,6 +7,7 @@ stays unknown once one part of it is.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import sqlalchemy as sa
@@ -87,9 +88,17 @@ class SpendStatements:
         keys = ["tenant_id", "day", "agent", "card", "model"]
         return stmt.on_conflict_do_update(index_elements=keys, set_=summed)
 
-    def rows(self, since_day: str, until_day: str | None, all_tenants: bool) -> sa.Select[Any]:
+    def rows(
+        self,
+        since_day: str,
+        until_day: str | None,
+        all_tenants: bool,
+        cards: Collection[str] | None = None,
+    ) -> sa.Select[Any]:
         """Ledger rows from ``since_day`` to ``until_day`` (inclusive, UTC days)."""
         stmt = sa.select(spend).where(spend.c.day >= since_day)
+        if cards is not None:
+            stmt = stmt.where(spend.c.card.in_(sorted(cards)))
         if until_day is not None:
             stmt = stmt.where(spend.c.day <= until_day)
         if not all_tenants:
