@@ -15,6 +15,8 @@ from fleet_queue.settings import Settings, load_settings
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from fleet_queue.roster import Roster
+
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -53,6 +55,14 @@ def settings_of(ctx: typer.Context, **overrides: object) -> Settings:
     if not isinstance(state, CliState):
         state = CliState()
     return state.settings(**overrides)
+
+
+def settings_and_roster(ctx: typer.Context) -> tuple[Settings, Roster]:
+    """Settings and the roster they name; the roster (pydantic, YAML) is loaded only here."""
+    from fleet_queue.roster import load_roster
+
+    settings = settings_of(ctx)
+    return settings, load_roster(settings.effective_roster_path)
 
 
 def print_json(data: Any) -> None:

@@ -2,6 +2,9 @@
 
 Thin: each command loads settings and the roster, calls ``workers`` (the host
 layer) and prints a table or JSON. Only the fleet's tmux socket is touched.
+Here: the verbs that change agents (start, stop, send, add, remove…); the ones
+that only look (``ps``, ``agent tail|watch|attach|status``) are in ``host_look_cmd``,
+registered from here so ``fleet`` still loads one group for them.
 """
 
 from __future__ import annotations
@@ -13,13 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from fleet_queue.cli import agent_hold_cmd
-from fleet_queue.cli.common import JsonFlag, emit, print_table, settings_of
+from fleet_queue.cli.common import JsonFlag, emit, print_table, settings_and_roster
+from fleet_queue.cli.host_look_cmd import attach, ps, status, tail, watch
 from fleet_queue.errors import HostError, UsageError
 from fleet_queue.roster import (
     ENHANCER,
     ORCHESTRATOR,
     Roster,
-    load_roster,
     parse_roster,
     write_roster,
 )
@@ -31,11 +34,6 @@ if TYPE_CHECKING:
 Agents = Annotated[list[str] | None, typer.Argument(help="Agents (default: all on this host).")]
 
 agent_app = typer.Typer(help="Send to, look at and manage one agent.", no_args_is_help=True)
-
-
-def _load(ctx: typer.Context) -> tuple[Settings, Roster]:
-    settings = settings_of(ctx)
-    return settings, load_roster(settings.effective_roster_path)
 
 
 def _results(results: list[Any], as_json: bool) -> None:
@@ -59,7 +57,7 @@ def start(
     """Start the fleet's tmux server and every missing agent session (idempotent)."""
     from workers.sessions import start_agents
 
-    settings, roster = _load(ctx)
+    settings, roster = settings_and_roster(ctx)
     if wait and len(agents or []) != 1:
         raise UsageError("--wait takes exactly one agent")
     _results(start_agents(settings, roster, agents), as_json)
@@ -74,7 +72,7 @@ def stop(ctx: typer.Context, agents: Agents = None, as_json: JsonFlag = False) -
     """Stop agent sessions; with no names the whole fleet (idempotent)."""
     from workers.sessions import stop_agents
 
-    settings, roster = _load(ctx)
+    settings, roster = settings_and_roster(ctx)
     _results(stop_agents(settings, roster, agents), as_json)
 
 
@@ -82,7 +80,7 @@ def restart(ctx: typer.Context, agents: Agents = None, as_json: JsonFlag = False
     """Stop then start agent sessions."""
     from workers.sessions import restart_agents
 
-    settings, roster = _load(ctx)
+    settings, roster = settings_and_roster(ctx)
     _results(restart_agents(settings, roster, agents), as_json)
 
 
@@ -90,7 +88,7 @@ def verify(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Check the holder and every local roster agent's session; non-zero naming what is missing."""
     from workers.sessions import verify as verify_sessions
 
-    settings, roster = _load(ctx)
+    settings, roster = settings_and_roster(ctx)
     report = verify_sessions(settings, roster)
     data = {
         "ok": report.ok,
@@ -120,167 +118,6 @@ def verify(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     raise HostError("; ".join(problems))
 
 
-PS_COLUMNS = [
-    "agent",
-    "tenant",
-    "host",
-    "runtime",
-    "class",
-    "session",
-    "pane",
-    "pid",
-    "command",
-    "idle",
-    "heartbeat",
-    "readiness",
-    "drift",
-    "card",
-]
-
-
-def _ps_row(probe: dict[str, Any]) -> dict[str, Any]:
-    def flag(value: object) -> str:
-        return "-" if value is None else ("yes" if value else "no")
-
-    age = probe["heartbeat_age"]
-    hb = "-" if age is None else f"{age:.0f}s {'ok' if probe['health'] else 'stale'}"
-    return {
-        "agent": probe["agent"],
-        "tenant": probe["tenant_id"],
-        "host": probe["host"],
-        "runtime": probe["runtime"],
-        "class": probe["agent_class"],
-        "session": flag(probe["session_present"]),
-        "pane": "-"
-        if probe["pane_alive"] is None
-        else ("alive" if probe["pane_alive"] else "dead"),
-        "pid": probe["pid"],
-        "command": probe["pane_command"],
-        "idle": None if probe["idle_seconds"] is None else f"{probe['idle_seconds']:.0f}s",
-        "heartbeat": hb,
-        "readiness": probe["readiness"],
-        "drift": "DRIFT" if probe["drift"] else "",
-        "card": probe["current_card"],
-    }
-
-
-_STYLES = {"dead": "red", "stale": "yellow", "unknown": "dim", "working": "cyan"}
-
-
-LocalFlag = Annotated[
-    bool, typer.Option("--local", help="Probe this host's tmux panes instead of the store.")
-]
-
-FLEET_COLUMNS = ["agent", "host", "class", "state", "hb", "idle", "card", "spend", "unit"]
-"""``spend`` (priced spend today, UTC) is shown once some agent has spent today."""
-
-
-def ps(ctx: typer.Context, local: LocalFlag = False, as_json: JsonFlag = False) -> None:
-    """The whole fleet from the store (every host; stale hosts marked), or --local."""
-    if local:
-        _ps_local(ctx, as_json)
-        return
-    from fleet_queue.composition import open_card_store
-    from fleet_queue.fleet_view import fleet_rows
-
-    settings, roster = _load(ctx)
-    store = open_card_store(settings)
-    try:
-        rows = fleet_rows(store, roster, settings, _local_units(settings, roster))
-        pause = store.pause_state()
-    finally:
-        store.close()
-    data = {
-        "host": settings.host,
-        "tenant_id": settings.tenant,
-        "paused": pause.to_dict(),
-        "agents": [r.as_dict() for r in rows],
-    }
-    emit(data, as_json, lambda: _render_fleet(rows, settings, pause.paused, pause.reason))
-
-
-def _local_units(settings: Settings, roster: Roster) -> dict[str, Any]:
-    """This host's agents' systemd units; empty where there is no user systemd."""
-    from fleet_queue.fleet_view import UnitInfo
-    from workers.systemd_units import local_agents, unit_states, unit_summary
-
-    states = unit_states(local_agents(settings, roster)) or {}
-    return {
-        name: UnitInfo(unit_summary(state), state.active and not state.enabled)
-        for name, state in states.items()
-    }
-
-
-def _render_fleet(rows: list[Any], settings: Settings, paused: bool, reason: str | None) -> None:
-    def age(value: float | None) -> str:
-        return "-" if value is None else f"{value:.0f}s"
-
-    table = [
-        {
-            "agent": r.agent + ("" if r.in_roster else " (gone)"),
-            "host": r.host,
-            "class": r.agent_class,
-            "state": r.budget.split(":")[0] if r.budget else r.readiness,
-            "hb": age(r.heartbeat_age),
-            "idle": age(r.idle_seconds),
-            "card": r.current_card or "",
-            "spend": r.spend_text,
-            "unit": r.unit or "-",
-        }
-        for r in rows
-    ]
-    title = f"fleet {settings.tenant}" + (f" — PAUSED ({reason or 'no reason'})" if paused else "")
-    styles = {
-        **_STYLES,
-        "stale host": "yellow",
-        "unreported": "dim",
-        "over budget": "red",
-        "ahead of pace": "yellow",
-    }
-    spent = any(r.tokens_today for r in rows)
-    columns = [c for c in FLEET_COLUMNS if spent or c != "spend"]
-    print_table(table, columns, title=title, style=lambda row: styles.get(str(row["state"])))
-    for r in rows:
-        if r.budget:
-            typer.echo(f"{r.agent}: {r.budget} (docs/spend.md)")
-        if r.unit_warning:
-            typer.echo(
-                f"{r.agent}: unit active but not enabled; it will not come back after a reboot"
-                " (fleet install-systemd --enable)"
-            )
-
-
-def _ps_local(ctx: typer.Context, as_json: bool) -> None:
-    """One row per roster agent, then every other session on the fleet socket."""
-    from workers.probe import probe_agents, unmanaged_rows
-
-    settings, roster = _load(ctx)
-    agents = [p.as_dict() for p in probe_agents(settings, roster, include_remote=True)]
-    unmanaged = unmanaged_rows(settings, roster)
-    data = {
-        "host": settings.host,
-        "tenant_id": settings.tenant,
-        "agents": agents,
-        "unmanaged": unmanaged,
-    }
-
-    def render() -> None:
-        print_table(
-            [_ps_row(a) for a in agents],
-            PS_COLUMNS,
-            title="fleet (local probe)",
-            style=lambda row: _STYLES.get(str(row["readiness"])),
-        )
-        if unmanaged:
-            print_table(
-                unmanaged,
-                ["session", "group", "pane_alive", "pid", "pane_command", "idle_seconds"],
-                title="not in the roster",
-            )
-
-    emit(data, as_json, render)
-
-
 def send(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Agent to type into.")],
@@ -299,7 +136,7 @@ def send(
 ) -> None:
     """Type a message into an agent's pane (sanitized, literal, bracketed paste)."""
     text = _message_text(stdin, message, file)
-    settings, roster = _load(ctx)
+    settings, roster = settings_and_roster(ctx)
     roster.known(name)
     receipt = _deliver(settings, roster, name, text, source, verify, force, verify_timeout)
     state = "accepted" if receipt.verified else "sent"
@@ -344,7 +181,7 @@ def brief(
     """An agent's standing brief: identity, role, team, and the commands it works with."""
     from fleet_queue.brief import build_brief
 
-    settings, roster = _load(ctx)
+    settings, roster = settings_and_roster(ctx)
     the_brief = build_brief(settings, roster, name)
     data = the_brief.to_dict()
     if send_it:
@@ -371,70 +208,17 @@ def _message_text(stdin: str | None, message: str | None, file: Path | None) -> 
     return message
 
 
-def tail(
-    ctx: typer.Context,
-    name: str,
-    lines: Annotated[int, typer.Option("-n", "--lines", help="Lines to show.")] = 40,
-    as_json: JsonFlag = False,
-) -> None:
-    """Print the last lines of an agent's pane."""
-    from workers.observe import tail as tail_pane
-
-    settings, roster = _load(ctx)
-    out = tail_pane(settings, roster, name, lines)
-    emit(
-        {"agent": name, "host": settings.host, "tenant_id": settings.tenant, "lines": out},
-        as_json,
-        lambda: typer.echo("\n".join(out)),
-    )
-
-
-def watch(ctx: typer.Context, name: str) -> None:
-    """Watch an agent's pane read-only (no key reaches it, its size never changes)."""
-    from workers.observe import watch as watch_pane
-
-    settings, roster = _load(ctx)
-    raise typer.Exit(watch_pane(settings, roster, name))
-
-
-def attach(ctx: typer.Context, name: str) -> None:
-    """Attach to an agent's pane interactively: your keys reach the agent."""
-    from workers.observe import attach as attach_pane
-
-    settings, roster = _load(ctx)
-    raise typer.Exit(attach_pane(settings, roster, name))
-
-
 def reset(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
     """Type the runtime's reset command (/clear, /new…) into the agent's pane."""
     from workers.observe import reset as reset_pane
 
-    settings, roster = _load(ctx)
+    settings, roster = settings_and_roster(ctx)
     command = reset_pane(settings, roster, name)
     emit(
         {"agent": name, "reset_command": command},
         as_json,
         lambda: typer.echo(f"{name}: sent {command}"),
     )
-
-
-def status(
-    ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="One agent (default: all).")] = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Roster agents with their session, heartbeat and readiness."""
-    from workers.probe import probe_agents
-
-    settings, roster = _load(ctx)
-    if name is not None:
-        roster.known(name)
-    rows = [
-        p.as_dict()
-        for p in probe_agents(settings, roster, include_remote=True)
-        if name is None or p.agent == name
-    ]
-    emit(rows, as_json, lambda: print_table([_ps_row(r) for r in rows], PS_COLUMNS))
 
 
 def add(
@@ -454,7 +238,7 @@ def add(
     """Add an agent to the roster and start its session."""
     from workers.sessions import start_agents
 
-    settings, roster = _load(ctx)
+    settings, roster = settings_and_roster(ctx)
     entry: dict[str, Any] = {"name": name, "runtime": runtime, "class": agent_class}
     optional = {
         "model_hint": model,
@@ -536,7 +320,7 @@ def remove(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
     """Stop an agent's session and remove it from the roster."""
     from workers.sessions import stop_agents
 
-    settings, roster = _load(ctx)
+    settings, roster = settings_and_roster(ctx)
     spec = roster.known(name)
     for role in (ORCHESTRATOR, ENHANCER):
         peers = [a for a in roster.agents if a.agent_class == role]
