@@ -1,24 +1,25 @@
-"""``fleet backlog …``, ``fleet card done|fail`` and ``fleet db upgrade|current``.
+"""``fleet backlog …`` and ``fleet card done|fail``: the verbs that change cards.
 
 Thin: parse, call the store's named operations, print a table or ``--json``. Every refusal
 is a ``FleetError`` raised by the store before it changes anything; the root prints it as
 one line and exits with its code (2 bad input, 3 unknown card, 4 conflict/stale token).
+The commands that only read (``list``, ``show``, ``stats``, ``events``) are in
+``backlog_read_cmd``, registered here in help order; ``fleet db`` is ``db_cmd``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from fleet_queue.audit import record
-from fleet_queue.cards import Card, CardStatus, NewCard
-from fleet_queue.cli.common import JsonFlag, emit, get_console, print_table
+from fleet_queue.cards import Card, NewCard
+from fleet_queue.cli.backlog_read_cmd import events, list_cards, show, stats
+from fleet_queue.cli.common import JsonFlag, emit, get_console, open_store, print_table
 from fleet_queue.cli.common import settings_of as _settings_of
 from fleet_queue.errors import NotFoundError, UsageError
 from fleet_queue.settings import YEAR, Settings
@@ -28,12 +29,9 @@ if TYPE_CHECKING:  # SQLAlchemy and rich.progress load only for the commands tha
 
 backlog_app = typer.Typer(help="The backlog of record: create, list, claim, complete cards.")
 card_app = typer.Typer(help="What an agent runs when it finishes a card.")
-db_app = typer.Typer(help="The card store's schema (Alembic migrations).")
 
 PROGRESS_FROM = 1000
 """Imports of at least this many cards show a progress bar (on stderr)."""
-
-CARD_COLUMNS = ["id", "status", "priority", "title", "phase", "target", "owner", "token", "deps"]
 
 TokenOpt = Annotated[
     int, typer.Option("--token", "-t", help="Fencing token of your lease.", min=0, max=2**63 - 1)
@@ -67,32 +65,6 @@ AllowUnknownTarget = Annotated[
 
 def settings_of(ctx: typer.Context) -> Settings:
     return _settings_of(ctx)
-
-
-@contextmanager
-def open_store(ctx: typer.Context) -> Iterator[CardStore]:
-    """The store of the effective settings (migrated on first use), closed afterwards."""
-    from fleet_queue.composition import open_card_store
-
-    store = open_card_store(settings_of(ctx))
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-def _row(card: Card) -> dict[str, Any]:
-    return {
-        "id": card.id,
-        "status": card.status.value,
-        "priority": card.priority,
-        "title": card.title if len(card.title) <= 60 else card.title[:57] + "...",
-        "phase": card.phase,
-        "target": card.target_agent or card.target_class,
-        "owner": card.lease_owner if card.status is CardStatus.CLAIMED else None,
-        "token": card.token or None,
-        "deps": f"{card.unmet_deps}/{len(card.depends_on)}" if card.depends_on else None,
-    }
 
 
 def _say(card: Card, what: str, as_json: bool) -> None:
@@ -171,60 +143,8 @@ def create(
     _say(card, f"{card.status.value} (priority {card.priority})", as_json)
 
 
-@backlog_app.command("list")
-def list_cards(
-    ctx: typer.Context,
-    status: Annotated[
-        list[CardStatus] | None, typer.Option("--status", "-s", help="Only these (repeat).")
-    ] = None,
-    phase: Annotated[str | None, typer.Option("--phase")] = None,
-    target_agent: Annotated[str | None, typer.Option("--agent")] = None,
-    target_class: Annotated[str | None, typer.Option("--class")] = None,
-    ready_only: Annotated[
-        bool, typer.Option("--ready-only", help="Ready and every dependency done.")
-    ] = False,
-    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1)] = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """List cards, best first (priority, then age)."""
-    with open_store(ctx) as store:
-        cards = store.list(
-            status=status or None,
-            phase=phase,
-            target_agent=target_agent,
-            target_class=target_class,
-            ready_only=ready_only,
-            limit=limit,
-        )
-    emit(
-        [c.to_dict() for c in cards],
-        as_json,
-        lambda: print_table([_row(c) for c in cards], CARD_COLUMNS),
-    )
-
-
-@backlog_app.command("show")
-def show(ctx: typer.Context, card_id: str, as_json: JsonFlag = False) -> None:
-    """One card with its events."""
-    with open_store(ctx) as store:
-        card = store.get(card_id)
-        history = store.events(card_id=card_id)
-        dependents = store.dependents(card_id)
-    data = {
-        **card.to_dict(),
-        "dependents": dependents,
-        "events": [e.to_dict() for e in history],
-    }
-
-    def render() -> None:
-        rows = [{"field": k, "value": v} for k, v in card.to_dict().items() if v not in (None, "")]
-        rows.append({"field": "dependents", "value": ", ".join(dependents) or None})
-        print_table(rows, ["field", "value"], title=f"card {card.id}")
-        print_table(
-            [e.to_dict() for e in history], ["at", "kind", "agent", "host", "token", "detail"]
-        )
-
-    emit(data, as_json, render)
+backlog_app.command("list")(list_cards)
+backlog_app.command("show")(show)
 
 
 @backlog_app.command("claim")
@@ -368,61 +288,8 @@ def fail(
     _say(card, f"failed: {card.reason}", as_json)
 
 
-@backlog_app.command("stats")
-def stats(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """Counts by status, oldest ready age, expired leases, last-minute throughput, and the
-    ready cards aimed at no agent of the roster (``untargetable``)."""
-    from fleet_queue.errors import FleetError
-    from fleet_queue.targets import UNTARGETABLE_HINT, untargetable, untargetable_line
-
-    with open_store(ctx) as store:
-        data = store.stats()
-        try:
-            strangers = untargetable(store, settings_of(ctx))
-        except FleetError:  # an unreadable roster: stats without the roster's part
-            strangers = None
-    if strangers is not None:
-        data["untargetable"] = sum(strangers.values())
-        data["untargetable_targets"] = strangers
-
-    def render() -> None:
-        rows = [{"what": k, "value": v} for k, v in data["counts"].items()]
-        skip = {"counts", "now", "untargetable_targets"}
-        rows += [{"what": k, "value": v} for k, v in data.items() if k not in skip]
-        print_table(rows, ["what", "value"], title=f"backlog of {data['tenant']}")
-        if strangers:
-            typer.echo(f"{untargetable_line(strangers)}: {UNTARGETABLE_HINT}")
-
-    emit(data, as_json, render)
-
-
-@backlog_app.command("events")
-def events(
-    ctx: typer.Context,
-    card_id: Annotated[str | None, typer.Option("--card", help="Only this card.")] = None,
-    kind: Annotated[str | None, typer.Option("--kind", help="Only this kind.")] = None,
-    since: Annotated[
-        float | None, typer.Option("--since", help="Only the last N seconds.", min=0)
-    ] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Newest N.")] = 100,
-    as_json: JsonFlag = False,
-) -> None:
-    """The audit trail, oldest first."""
-    with open_store(ctx) as store:
-        start = None
-        if since is not None:
-            from datetime import timedelta
-
-            start = store.now() - timedelta(seconds=since)
-        found = store.events(card_id=card_id, kind=kind, since=start, limit=limit)
-    rows = [e.to_dict() for e in found]
-    emit(
-        rows,
-        as_json,
-        lambda: print_table(
-            rows, ["id", "at", "card_id", "kind", "agent", "host", "token", "detail"]
-        ),
-    )
+backlog_app.command("stats")(stats)
+backlog_app.command("events")(events)
 
 
 @backlog_app.command("import")
@@ -494,59 +361,7 @@ def card_fail(
     fail(ctx, card_id, token, reason, as_json)
 
 
-# --- db -------------------------------------------------------------------------------------
-
-
-@db_app.command("upgrade")
-def db_upgrade(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """Apply the store's migrations up to head."""
-    from fleet_queue.settings import mask_url
-    from fleet_queue.store import migrate
-    from fleet_queue.store.engine import make_engine
-
-    settings = settings_of(ctx)
-    engine = make_engine(settings.effective_database_url)
-    try:
-        before = migrate.current_revision(engine)
-        after = migrate.upgrade(engine)
-    finally:
-        engine.dispose()
-    data = {"database": mask_url(settings.effective_database_url), "from": before, "to": after}
-    emit(data, as_json, lambda: get_console().print(f"schema {before or 'empty'} -> {after}"))
-
-
-@db_app.command("current")
-def db_current(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """Show the schema revision of the store (without changing it)."""
-    from fleet_queue.settings import mask_url
-    from fleet_queue.store import migrate
-    from fleet_queue.store.engine import make_engine
-
-    settings = settings_of(ctx)
-    engine = make_engine(settings.effective_database_url)
-    try:
-        current = migrate.current_revision(engine)
-    finally:
-        engine.dispose()
-    head = migrate.head_revision()
-    data = {
-        "database": mask_url(settings.effective_database_url),
-        "current": current,
-        "head": head,
-        "up_to_date": current == head,
-    }
-    emit(
-        data,
-        as_json,
-        lambda: get_console().print(
-            f"{current or 'empty'} (head {head}"
-            + (")" if current == head else "; run `fleet db upgrade`)")
-        ),
-    )
-
-
 def register(app: typer.Typer) -> None:
-    """Add ``backlog``, ``card`` and ``db`` to the root app."""
+    """Add ``backlog`` and ``card`` to the root app."""
     app.add_typer(backlog_app, name="backlog")
     app.add_typer(card_app, name="card")
-    app.add_typer(db_app, name="db")

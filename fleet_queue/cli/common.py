@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from fleet_queue.roster import Roster
+    from fleet_queue.store import CardStore
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -63,6 +65,18 @@ def settings_and_roster(ctx: typer.Context) -> tuple[Settings, Roster]:
 
     settings = settings_of(ctx)
     return settings, load_roster(settings.effective_roster_path)
+
+
+@contextmanager
+def open_store(ctx: typer.Context) -> Iterator[CardStore]:
+    """The store of the effective settings (migrated on first use), closed afterwards."""
+    from fleet_queue.composition import open_card_store
+
+    store = open_card_store(settings_of(ctx))
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def print_json(data: Any) -> None:

@@ -27,7 +27,8 @@ from fleet_queue.settings import DEFAULT_HOME
 GROUPS: dict[str, tuple[str, ...]] = {
     "config_cmd": ("config",),
     "roster_cmd": ("init", "roster", "presets", "profiles", "roles"),
-    "backlog_cmd": ("backlog", "card", "db"),
+    "backlog_cmd": ("backlog", "card"),
+    "db_cmd": ("db",),
     "host_cmd": ("start", "stop", "restart", "verify", "ps", "agent"),
     "up_cmd": ("up", "down", "broker"),
     "dispatch_cmd": ("worker", "beat", "flower", "demo", "pause", "resume", "tick"),
