@@ -17,8 +17,9 @@ from fleet_queue.cards import BulkResult, Card, EventKind, NewCard
 from fleet_queue.errors import ConflictError, CycleError, NotFoundError
 from fleet_queue.limits import check_card_size
 from fleet_queue.store import rules
+from fleet_queue.store.read_statements import DONE, FAILED
 from fleet_queue.store.rows import card_from_row
-from fleet_queue.store.statements import DONE, FAILED, chunks, one_more_dependency, route
+from fleet_queue.store.statements import chunks, one_more_dependency, route
 from fleet_queue.store.tables import card_deps, cards, events
 from fleet_queue.store.transactions import ProgressHook, StoreBase, Tx, driver_errors
 

@@ -33,12 +33,10 @@ from fleet_queue.errors import LeaseExpiredError, StaleTokenError, UsageError
 from fleet_queue.fleet_status import PauseState
 from fleet_queue.store import rules
 from fleet_queue.store.engine import db_now
+from fleet_queue.store.read_statements import BLOCKED, DONE, FAILED
 from fleet_queue.store.rows import card_from_row
 from fleet_queue.store.statements import (
-    BLOCKED,
     CARDS_BY_SEQ,
-    DONE,
-    FAILED,
     LANE_PROBE,
     TAKE,
     TAKE_ONE,

@@ -10,8 +10,9 @@ from __future__ import annotations
 from fleet_queue.cards import Card, EventKind
 from fleet_queue.errors import ConflictError, UsageError
 from fleet_queue.names import name_problem
+from fleet_queue.store.read_statements import BLOCKED, READY
 from fleet_queue.store.rows import card_from_row
-from fleet_queue.store.statements import BLOCKED, READY, route
+from fleet_queue.store.statements import route
 from fleet_queue.store.transactions import StoreBase
 
 

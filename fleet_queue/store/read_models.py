@@ -14,8 +14,8 @@ from fleet_queue.cards import Card, CardStatus, Event, EventKind, epoch_to_datet
 from fleet_queue.errors import UsageError
 from fleet_queue.fleet_status import AgentStatus, PauseState
 from fleet_queue.store import rules
+from fleet_queue.store.read_statements import BOARD_LANES, CLAIMED, READY, STATS_BY_STATUS
 from fleet_queue.store.rows import agent_from_row, card_from_row, event_from_row
-from fleet_queue.store.statements import BOARD_LANES, CLAIMED, READY, STATS_BY_STATUS
 from fleet_queue.store.transactions import StoreBase
 
 

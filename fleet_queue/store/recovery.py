@@ -11,15 +11,9 @@ from sqlalchemy.engine import RowMapping
 from fleet_queue.cards import Card, CardStatus, EventKind, ReclaimedCard
 from fleet_queue.errors import ConflictError
 from fleet_queue.store import rules
+from fleet_queue.store.read_statements import BLOCKED, CLAIMED, FAILED, READY
 from fleet_queue.store.rows import card_from_row
-from fleet_queue.store.statements import (
-    BLOCKED,
-    CLAIMED,
-    FAILED,
-    READY,
-    finish,
-    unlease,
-)
+from fleet_queue.store.statements import finish, unlease
 from fleet_queue.store.transactions import StoreBase, Tx
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.engine import RowMapping
 
 from fleet_queue.cards import NewCard
 from fleet_queue.errors import ConflictError, CycleError, UsageError
-from fleet_queue.store.statements import CLAIMED, READY
+from fleet_queue.store.read_statements import CLAIMED, READY
 
 
 def names(ids: Iterable[str], limit: int = 5) -> str:

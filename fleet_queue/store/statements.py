@@ -1,7 +1,8 @@
 """Every SQL statement of the card store, named, and the SQLite/PostgreSQL differences.
 
-Read this file to know the data contract: the lifecycle and read models name a statement
-from here and hold no SQL of their own (procrastinate's ``sql/queries.sql`` habit). The
+Read this file and ``read_statements`` (the statements that only read: lists, events,
+stats, the board, agents) to know the data contract: the lifecycle and read models name a
+statement from these and hold no SQL of their own (procrastinate's ``sql/queries.sql`` habit). The
 backend differences live in :class:`Statements` only: ``IN`` lists (an array parameter on
 PostgreSQL), upserts, the lane probe of many routes, bulk inserts (``COPY`` on PostgreSQL,
 one prepared ``executemany`` on SQLite), the link lock and ``ANALYZE``.
@@ -23,6 +24,13 @@ from sqlalchemy.sql.dml import ReturningUpdate
 
 from fleet_queue.cards import CardStatus, EventKind
 from fleet_queue.store.engine import db_now
+from fleet_queue.store.read_statements import (
+    CARD_COLUMNS,
+    CARD_SELECT,
+    CLAIMED,
+    READY,
+    ReadStatements,
+)
 from fleet_queue.store.tables import agents, card_deps, cards, events, fleet_state
 
 if TYPE_CHECKING:
@@ -30,18 +38,9 @@ if TYPE_CHECKING:
 
     import psycopg
 
-READY = CardStatus.READY.value
-CLAIMED = CardStatus.CLAIMED.value
-BLOCKED = CardStatus.BLOCKED.value
-DONE = CardStatus.DONE.value
-FAILED = CardStatus.FAILED.value
-
 CHUNK = 2000
 """Rows per statement in bulk work (below SQLite's 32k host-parameter limit)."""
 
-CARD_COLUMNS = [c for c in cards.c if c.name not in {"seq", "route"}]
-CARD_SELECT = sa.select(cards.c.seq, *CARD_COLUMNS)
-EVENT_COLUMNS = list(events.c)
 LEASE_COLUMNS = (
     cards.c.seq,
     cards.c.id,
@@ -94,19 +93,6 @@ INSERT_EVENT = sa.insert(events).values(at=db_now())
 
 CLOCK = sa.select(db_now())
 
-# Per status: cards, of them with no unmet dependency, and the first created; every column
-# read is in ix_cards_claim, so it is one pass over the index and never reads a table row.
-STATS_BY_STATUS = (
-    sa.select(
-        cards.c.status,
-        sa.func.count(),
-        sa.func.count().filter(cards.c.unmet_deps == 0),
-        sa.func.min(cards.c.seq),
-    )
-    .where(cards.c.tenant_id == sa.bindparam("t"))
-    .group_by(cards.c.status)
-)
-
 # Which of many lanes hold a claimable card: one statement, one index probe per lane.
 _LANES_WITH_WORK = {
     "sqlite": sa.text(
@@ -121,10 +107,6 @@ _LANES_WITH_WORK = {
         " ORDER BY cards.priority DESC, cards.seq LIMIT 1) AS hit"
     ),
 }
-
-BOARD_LANES = ("ready", "waiting", "claimed", "delivered", "blocked", "done", "failed")
-"""The board's columns: ``ready`` is claimable now, ``waiting`` has unfinished dependencies;
-``claimed`` is leased but not yet typed into the pane, ``delivered`` is typed."""
 
 
 def route(target_agent: str | None, target_class: str | None) -> str:
@@ -180,12 +162,12 @@ def _as_json(value: Any) -> str:
     return json.dumps(value)
 
 
-class Statements:
-    """The store's statements for one tenant on one backend."""
+class Statements(ReadStatements):
+    """The store's statements for one tenant on one backend: the claim, lease, link and
+    write statements here, the reads (lists, events, stats, board, agents) inherited."""
 
     def __init__(self, tenant: str, dialect: str) -> None:
-        self.tenant = tenant
-        self.sqlite = dialect == "sqlite"
+        super().__init__(tenant, dialect)
         self._lanes_with_work = _LANES_WITH_WORK[dialect]
 
     # --- backend differences ---------------------------------------------------------------
@@ -245,10 +227,6 @@ class Statements:
         return None if self.sqlite else "ANALYZE cards"
 
     # --- cards -----------------------------------------------------------------------------
-
-    @property
-    def _mine(self) -> sa.ColumnElement[bool]:
-        return cards.c.tenant_id == self.tenant
 
     def card(self, card_id: str, *, lock: bool = False) -> sa.Select[Any]:
         stmt = CARD_SELECT.where(self._mine, cards.c.id == card_id)
@@ -362,39 +340,6 @@ class Statements:
             card_deps.c.tenant_id == self.tenant, card_deps.c.card_id.in_(ids)
         )
 
-    def dependents(self, card_id: str) -> sa.Select[Any]:
-        return sa.select(card_deps.c.card_id).where(
-            card_deps.c.tenant_id == self.tenant, card_deps.c.dep_id == card_id
-        )
-
-    def lease_owners(self) -> sa.Select[Any]:
-        return sa.select(cards.c.lease_owner).where(self._mine, cards.c.status == CLAIMED)
-
-    def card_list(
-        self,
-        *,
-        statuses: list[str] | None,
-        ready_only: bool,
-        phase: str | None,
-        target_agent: str | None,
-        target_class: str | None,
-        limit: int | None,
-        offset: int,
-    ) -> sa.Select[Any]:
-        stmt = CARD_SELECT.where(self._mine)
-        if statuses is not None:
-            stmt = stmt.where(cards.c.status.in_(statuses))
-        if ready_only:
-            stmt = stmt.where(cards.c.status == READY, cards.c.unmet_deps == 0)
-        if phase is not None:
-            stmt = stmt.where(cards.c.phase == phase)
-        if target_agent is not None:
-            stmt = stmt.where(cards.c.target_agent == target_agent)
-        if target_class is not None:
-            stmt = stmt.where(cards.c.target_class == target_class)
-        stmt = stmt.order_by(cards.c.priority.desc(), cards.c.seq).offset(offset)
-        return stmt if limit is None else stmt.limit(limit)
-
     # --- events ----------------------------------------------------------------------------
 
     def event_row(
@@ -416,108 +361,7 @@ class Statements:
             "detail": detail,
         }
 
-    def event_list(
-        self,
-        *,
-        card_id: str | None,
-        kind: EventKind | None,
-        since: float | None,
-        until: float | None,
-        after_id: int | None,
-        limit: int | None,
-    ) -> sa.Select[Any]:
-        stmt = sa.select(*EVENT_COLUMNS).where(events.c.tenant_id == self.tenant)
-        if card_id is not None:
-            stmt = stmt.where(events.c.card_id == card_id)
-        if kind is not None:
-            stmt = stmt.where(events.c.kind == kind.value)
-        if since is not None:
-            stmt = stmt.where(events.c.at >= since)
-        if until is not None:
-            stmt = stmt.where(events.c.at <= until)
-        if after_id is not None:
-            stmt = stmt.where(events.c.id > after_id)
-        stmt = stmt.order_by(events.c.id)
-        if limit is None:
-            return stmt
-        # the newest ``limit`` events, still oldest first
-        newest = stmt.order_by(None).order_by(events.c.id.desc()).limit(limit).subquery()
-        return sa.select(newest).order_by(sa.column("id"))
-
-    def recent_kinds(self, since: float, kinds: Sequence[EventKind]) -> sa.Select[Any]:
-        return (
-            sa.select(events.c.kind, sa.func.count())
-            .where(
-                events.c.tenant_id == self.tenant,
-                events.c.kind.in_([k.value for k in kinds]),
-                events.c.at >= since,
-            )
-            .group_by(events.c.kind)
-        )
-
-    def agent_holds(self) -> sa.Select[Any]:
-        """Each agent's latest pause or resume event (``fleet agent pause|resume``)."""
-        kinds = [EventKind.AGENT_PAUSED.value, EventKind.AGENT_RESUMED.value]
-        mine = sa.and_(events.c.tenant_id == self.tenant, events.c.kind.in_(kinds))
-        latest = sa.select(sa.func.max(events.c.id)).where(mine).group_by(events.c.agent)
-        return sa.select(events.c.agent, events.c.kind, events.c.detail).where(
-            mine, events.c.id.in_(latest.scalar_subquery())
-        )
-
-    # --- stats and the board ---------------------------------------------------------------
-
-    def created_at_of(self, seq: int) -> sa.Select[Any]:
-        return sa.select(cards.c.created_at).where(cards.c.seq == seq)
-
-    def expired_count(self, now: float) -> sa.Select[Any]:
-        return sa.select(sa.func.count()).where(
-            cards.c.status == CLAIMED, cards.c.lease_expires_at <= now, self._mine
-        )
-
-    def board_counts(self) -> sa.Select[Any]:
-        """Per status: cards, of them waiting for dependencies, of them delivered."""
-        c = cards.c
-        return (
-            sa.select(
-                c.status,
-                sa.func.count(),
-                sa.func.sum(sa.case((c.unmet_deps > 0, 1), else_=0)),
-                sa.func.sum(sa.case((c.delivered_at.is_not(None), 1), else_=0)),
-            )
-            .where(self._mine)
-            .group_by(c.status)
-        )
-
-    def board_lanes(self, open_limit: int, recent_limit: int) -> dict[str, sa.Select[Any]]:
-        """The cards of each board lane (see ``ReadModels.board_view`` for the order)."""
-        c = cards.c
-        claim_order = (c.priority.desc(), c.seq)
-        lanes = {
-            "ready": (sa.and_(c.status == READY, c.unmet_deps == 0), claim_order, open_limit),
-            "waiting": (sa.and_(c.status == READY, c.unmet_deps > 0), claim_order, open_limit),
-            "claimed": (
-                sa.and_(c.status == CLAIMED, c.delivered_at.is_(None)),
-                (c.claimed_at, c.seq),
-                open_limit,
-            ),
-            "delivered": (
-                sa.and_(c.status == CLAIMED, c.delivered_at.is_not(None)),
-                (c.claimed_at, c.seq),
-                open_limit,
-            ),
-            "blocked": (c.status == BLOCKED, (c.updated_at.desc(), c.seq.desc()), open_limit),
-            "done": (c.status == DONE, (c.completed_at.desc(), c.seq.desc()), recent_limit),
-            "failed": (c.status == FAILED, (c.completed_at.desc(), c.seq.desc()), recent_limit),
-        }
-        return {
-            lane: CARD_SELECT.where(self._mine, where).order_by(*order).limit(max(limit, 0))
-            for lane, (where, order, limit) in lanes.items()
-        }
-
     # --- pause and agents ------------------------------------------------------------------
-
-    def pause_state(self) -> sa.Select[Any]:
-        return sa.select(fleet_state).where(fleet_state.c.tenant_id == self.tenant)
 
     def set_pause(self, paused: bool, reason: str | None, by: str) -> sa.Insert:
         values = {"paused": paused, "reason": reason, "paused_by": by, "changed_at": db_now()}
@@ -528,9 +372,3 @@ class Statements:
 
     def forget_agent(self, agent: str) -> sa.Delete:
         return sa.delete(agents).where(agents.c.tenant_id == self.tenant, agents.c.agent == agent)
-
-    def agent_rows(self, host: str | None) -> sa.Select[Any]:
-        stmt = sa.select(agents).where(agents.c.tenant_id == self.tenant)
-        if host is not None:
-            stmt = stmt.where(agents.c.host == host)
-        return stmt.order_by(agents.c.host, agents.c.agent)
