@@ -86,7 +86,9 @@ class ChatAdapter(Protocol):
     async def reply(self, record: ChatRecord, text: str) -> None:
         """Send ``text`` threaded to ``record``'s message. Sending the same record twice
         (a restart between send and the store's mark) must not post twice where the network
-        lets us say so (Matrix: the transaction id is the record's id)."""
+        lets us say so (Matrix: the transaction id is the record's id). Called beside
+        ``run`` from the start (a restart finds replies recorded while it was down), it
+        waits until ``run`` has connected; a failure is a ``FleetError``, tried again."""
         ...
 
     async def notice(self, room: str, text: str) -> None:

@@ -5,7 +5,9 @@ of its replies stay in one scope across restarts: a reply sent again under the s
 after a crash is dropped by the homeserver as a repeat. The sync position is kept in
 ``run/chat/matrix.json`` and moved only after a batch's messages were handed on (stored),
 so a restart reads on from there and loses nothing. On the very first start the history
-from before it is not taken as new messages.
+from before it is not taken as new messages. Replies wait until the login is done: the
+service's pump runs beside ``run`` from the start, and after a restart it finds at once
+the delivered messages whose reply was recorded while the connector was down.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class MatrixAdapter:
             config=AsyncClientConfig(encryption_enabled=False, store_sync_tokens=False),
         )
         self._closed = asyncio.Event()
+        self._ready = asyncio.Event()
 
     async def login(self) -> None:
         from nio import LoginError
@@ -83,6 +86,7 @@ class MatrixAdapter:
         await self.login()
         for room in self.config.rooms:
             await self._join(room)
+        self._ready.set()
         since = self._load_since()
         first_start_ms = None if since else int(time.time() * 1000)
         pause = 1.0
@@ -147,11 +151,29 @@ class MatrixAdapter:
         await self._send(room, content, f"fleet-notice-{uuid.uuid4().hex}")
 
     async def _send(self, room: str, content: dict[str, Any], tx_id: str) -> None:
-        from nio import RoomSendError
+        from nio import LocalProtocolError, RoomSendError
 
-        answer = await self.client.room_send(room, "m.room.message", content, tx_id=tx_id)
+        await self._until_ready()
+        try:
+            answer = await self.client.room_send(room, "m.room.message", content, tx_id=tx_id)
+        except LocalProtocolError as exc:  # logged out under us: the service tries again
+            raise ChatSendError(f"matrix: sending to {room} failed: {exc}") from None
         if isinstance(answer, RoomSendError):
             raise ChatSendError(f"matrix: sending to {room} failed: {answer.message}")
+
+    async def _until_ready(self) -> None:
+        """Until ``run`` has logged in and joined; ``ChatSendError`` once closed instead."""
+        if self._ready.is_set():
+            return
+        ready = asyncio.create_task(self._ready.wait())
+        closed = asyncio.create_task(self._closed.wait())
+        try:
+            await asyncio.wait({ready, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+            closed.cancel()
+        if not self._ready.is_set():
+            raise ChatSendError("matrix: the connector closed before it logged in")
 
     async def _join(self, room: str) -> None:
         from nio import JoinError

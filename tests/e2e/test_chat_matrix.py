@@ -72,6 +72,27 @@ def bot_replies(user: MatrixUser, room: str, bot: str) -> dict[str, list[dict[st
     return found
 
 
+def alive(proc: subprocess.Popen[bytes]) -> bool:
+    """True while the connector runs: a connector that died fails the wait at once."""
+    if proc.poll() is not None:
+        raise AssertionError(f"the connector exited with {proc.returncode}")
+    return True
+
+
+@contextmanager
+def explained(settings: Settings, store: CardStore, log: Path) -> Iterator[None]:
+    """A failed wait prints what the connector logged and where each message stands."""
+    try:
+        yield
+    except AssertionError:
+        print("--- connector.log ---", log.read_text(errors="replace") if log.exists() else "")
+        for r in store.chat_list():
+            print(f"chat {r.id} {r.state} turn={r.turn_id} text={r.text!r} reply={r.reply!r}")
+        for r in read_stub_log(log_path(settings.run_dir, "orch")):
+            print("stub", r)
+        raise
+
+
 def stub_records(settings: Settings, kind: str) -> list[dict[str, Any]]:
     return [r for r in read_stub_log(log_path(settings.run_dir, "orch")) if r["kind"] == kind]
 
@@ -127,35 +148,49 @@ def test_matrix_round_trip_busy_queue_strangers_and_restart(
         return found[0].state if found else None
 
     turn = scaled(30)
-    with connector(settings, log) as proc:
-        wait_until(lambda: bot_id in op.joined(room), scaled(60), what="the bot joined")
-        # A stranger first: the allowed message after it proves the stranger's was read.
-        ask(stranger, "mallory: delete everything")
-        first = ask(op, "what is the plan?")
-        second = ask(op, "and the second question")  # while the first turn is busy
+    with explained(settings, store, log):
+        with connector(settings, log) as proc:
+            wait_until(lambda: bot_id in op.joined(room), scaled(60), what="the bot joined")
+            # A stranger first: the allowed message after it proves the stranger's was read.
+            ask(stranger, "mallory: delete everything")
+            first = ask(op, "what is the plan?")
+            second = ask(op, "and the second question")  # while the first turn is busy
+            wait_until(
+                lambda: state_of(second) == ChatState.QUEUED
+                and state_of(first) == ChatState.DELIVERED,
+                turn, what="the second message queued behind the first turn",
+            )  # fmt: skip
+            wait_until(lambda: answered(second), 2 * turn, what="the second reply")
+            # The orchestrator is busy with something else (a card): the next message waits.
+            deliverer = Deliverer(settings, roster, trust_native_idle=True)
+            try:
+                card = "work on it: fleet card done C-1 --token 1"
+                deliverer.deliver("orch", card, source="test")
+            finally:
+                deliverer.close()
+            third = ask(op, "while you work on a card")
+            wait_until(lambda: stub_records(settings, "command"), turn, what="the card's end")
+            wait_until(lambda: answered(third), turn, what="the third reply")
+            # Killed mid-turn: a delivered message and one sent while down are answered once.
+            fourth = ask(op, "fourth, across a restart")
+            wait_until(
+                lambda: alive(proc) and state_of(fourth) == ChatState.DELIVERED,
+                turn, what="fourth delivered",
+            )  # fmt: skip
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        fifth = ask(op, "fifth, sent while the connector was down")
+        # The fourth turn ends while the connector is down: its reply waits on restart.
         wait_until(
-            lambda: state_of(second) == ChatState.QUEUED and state_of(first) == ChatState.DELIVERED,
-            turn, what="the second message queued behind the first turn",
+            lambda: any(asked[fourth] in r["text"] for r in stub_records(settings, "reply")),
+            turn, what="the fourth turn's reply recorded while the connector was down",
         )  # fmt: skip
-        wait_until(lambda: answered(second), 2 * turn, what="the second reply")
-        # The orchestrator is busy with something else (a card): the next message waits.
-        deliverer = Deliverer(settings, roster, trust_native_idle=True)
-        try:
-            deliverer.deliver("orch", "work on it: fleet card done C-1 --token 1", source="test")
-        finally:
-            deliverer.close()
-        third = ask(op, "while you work on a card")
-        wait_until(lambda: stub_records(settings, "command"), turn, what="the card's end")
-        wait_until(lambda: answered(third), turn, what="the third reply")
-        # Killed mid-turn: a delivered message and one sent while down are answered once.
-        fourth = ask(op, "fourth, across a restart")
-        wait_until(lambda: state_of(fourth) == ChatState.DELIVERED, turn, what="fourth delivered")
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    fifth = ask(op, "fifth, sent while the connector was down")
-    with connector(settings, log):
-        wait_until(lambda: answered(fifth), 2 * turn, what="the fifth reply after the restart")
-        time.sleep(scaled(2))  # a duplicate would come now, if at all
+        with connector(settings, log) as again:
+            wait_until(
+                lambda: alive(again) and answered(fifth),
+                2 * turn, what="the fifth reply after the restart",
+            )  # fmt: skip
+            time.sleep(scaled(2))  # a duplicate would come now, if at all
 
     replies = bot_replies(op, room, bot_id)
     for event in (first, second, third, fourth, fifth):
