@@ -122,6 +122,10 @@ class Settings(BaseSettings):
         default=False,
         description="Console: offer 'take control' (raw keystrokes into one agent's pane).",
     )
+    console_read_only: bool = Field(
+        default=False,
+        description="Console: watch only; no action is offered and every write is refused.",
+    )
     matrix_password: str | None = Field(
         default=None, repr=False, description="Chat connector: the Matrix bot's password."
     )

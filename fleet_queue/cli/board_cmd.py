@@ -57,16 +57,24 @@ def board(
         "127.0.0.1"
     ),
     port: Annotated[int, typer.Option("--port", help="Port of the web board.")] = DEFAULT_PORT,
+    read_only: Annotated[
+        bool,
+        typer.Option("--read-only", help="The web console only watches (FLEET_CONSOLE_READ_ONLY)."),
+    ] = False,
 ) -> None:
     """The backlog by column: ready, waiting, claimed, delivered, blocked, done, failed."""
     _check_options(as_json, limit, watch, interval, serve, port)
-    settings = settings_of(ctx)
+    if read_only and not serve:
+        raise UsageError("--read-only goes with --serve")
+    settings = settings_of(ctx, **({"console_read_only": True} if read_only else {}))
     if serve:
         from fleet_queue.console.app import serve_console
         from workers.pane_stream import TmuxTerminal  # the CLI composes: the console gets panes
 
-        def ready(url: str) -> None:
+        def ready(url: str, login: str | None) -> None:
             typer.echo(f"serving the board on {url} (Ctrl-C to stop)")
+            if login is not None:
+                typer.echo(f"log in: {login}")
 
         serve_console(
             settings,

@@ -29,7 +29,7 @@ from starlette.templating import Jinja2Templates
 
 from fleet_queue.board import board_roster
 from fleet_queue.console.control import Controls
-from fleet_queue.console.security import AuthMiddleware, Guard, check_auth
+from fleet_queue.console.security import AuthMiddleware, Guard, check_auth, new_token
 from fleet_queue.console.terminal import Terminal
 from fleet_queue.errors import (
     ConflictError,
@@ -38,6 +38,7 @@ from fleet_queue.errors import (
     StoreUnavailableError,
     UsageError,
 )
+from fleet_queue.private import write_private
 
 if TYPE_CHECKING:
     from fleet_queue.roster import Roster
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 XTERM = HERE / "static" / "node_modules" / "@xterm" / "xterm"
 """Where ``scripts/console.sh`` installs xterm.js (``npm ci`` of ``static/package.json``)."""
+TOKEN_FILE = "console.token"
+"""In ``FLEET_HOME/run``: the console token, written at start unless FLEET_BOARD_AUTH is set."""
 
 TerminalFactory = Callable[["Settings", "Roster"], Terminal]
 
@@ -66,6 +69,10 @@ class Console:
     terminal: Terminal | None = None
     controls: Controls = field(default_factory=Controls)
     """Open take-control sessions (``FLEET_CONSOLE_TAKE_CONTROL``)."""
+
+    @property
+    def read_only(self) -> bool:
+        return self.guard.read_only
 
     def roster(self) -> Roster | None:
         """Read at each use: ``fleet roster`` edits show without a restart."""
@@ -94,9 +101,16 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 
 
 def build_app(console: Console) -> Starlette:
-    from fleet_queue.console import routes_actions, routes_board, routes_control, routes_terminal
+    from fleet_queue.console import (
+        routes_actions,
+        routes_board,
+        routes_control,
+        routes_login,
+        routes_terminal,
+    )
 
     routes = [
+        *routes_login.routes(),
         *routes_board.routes(),
         *routes_actions.routes(),
         *routes_terminal.routes(),
@@ -134,17 +148,20 @@ def serve_console(
     *,
     limit: int,
     interval: float,
-    on_ready: Callable[[str], None],
+    on_ready: Callable[[str, str | None], None],
     terminal_factory: TerminalFactory | None = None,
 ) -> None:
-    """Serve until SIGINT or SIGTERM (exit 0); ``on_ready`` gets the URL once it listens."""
+    """Serve until SIGINT or SIGTERM (exit 0); ``on_ready`` gets the URL once it listens,
+    and the login link (with the token) when the console has a token."""
     import uvicorn
 
     from fleet_queue.composition import open_card_store
     from fleet_queue.serving import refuse_open_bind
 
     refuse_open_bind("the board", bind, settings.board_auth, "FLEET_BOARD_AUTH")
-    guard = Guard(check_auth(settings.board_auth))
+    credentials = check_auth(settings.board_auth)
+    token = None if credentials is not None else new_token()
+    guard = Guard(credentials, token, read_only=settings.console_read_only)
     sock = _listen(bind, port)
     store = open_card_store(settings)
     console = Console(settings, store, guard, limit, interval)
@@ -162,13 +179,25 @@ def serve_console(
         server = _server_class()(config)
         host, real_port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
-        on_ready(f"http://{shown}:{real_port}/")
+        url = f"http://{shown}:{real_port}/"
+        if token is not None:
+            write_private(settings.run_dir / TOKEN_FILE, token + "\n")
+        on_ready(url, None if token is None else f"{url}login?token={token}")
         server.run(sockets=[sock])
     finally:
+        if token is not None:
+            _forget_token(settings.run_dir / TOKEN_FILE, token)
         if console.terminal is not None:
             console.terminal.close()
         store.close()
         sock.close()
+
+
+def _forget_token(path: Path, token: str) -> None:
+    """Remove the token file unless another console has written its own since."""
+    with contextlib.suppress(OSError):
+        if path.read_text().strip() == token:
+            path.unlink()
 
 
 def _server_class() -> type[Any]:

@@ -38,6 +38,7 @@ def panels(console: Console) -> dict[str, Any]:
         "facts": card_facts,
         "marks": card_marks,
         "host": console.settings.host,
+        "read_only": console.read_only,
     }
 
 
@@ -68,6 +69,7 @@ async def card(request: Request) -> Response:
         "actor": actor,
         "csrf": console.guard.csrf_token(actor),
         "agents": sorted(a.name for a in (console.roster() or _no_roster()).agents),
+        "read_only": console.read_only,
     }
     return templates.TemplateResponse(request, "card.html", context)
 

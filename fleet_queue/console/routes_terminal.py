@@ -40,7 +40,8 @@ async def terminal_page(request: Request) -> Response:
         "xterm": (XTERM / "lib" / "xterm.js").is_file(),
         "actor": actor,
         "csrf": console.guard.csrf_token(actor),
-        "take_control": console.settings.console_take_control,
+        "take_control": console.settings.console_take_control and not console.read_only,
+        "read_only": console.read_only,
     }
     return templates.TemplateResponse(request, "terminal.html", context)
 

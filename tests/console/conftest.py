@@ -30,6 +30,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 USER, PASSWORD = "ops", "console-pw-5"
+FLEET = [sys.executable, "-m", "fleet_queue"]
 
 
 @dataclass
@@ -45,7 +46,8 @@ class ConsoleServer:
 
 
 def console_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """The pipeline's settings as the environment a real ``fleet`` process reads."""
+    """The pipeline's settings as the environment a real ``fleet`` process reads; ``extra``
+    overrides, and an empty value removes a variable (``FLEET_BOARD_AUTH=""``: token login)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
     env.update(
         FLEET_HOME=str(settings.home),
@@ -58,9 +60,9 @@ def console_env(settings: Settings, **extra: str) -> dict[str, str]:
         FLEET_HOST_STATUS_INTERVAL="20",
         FLEET_NUDGE="0",
         FLEET_BOARD_AUTH=f"{USER}:{PASSWORD}",
-        **extra,
     )
-    return env
+    env.update(extra)
+    return {k: v for k, v in env.items() if v or k not in extra}
 
 
 @pytest.fixture
@@ -70,12 +72,19 @@ def console_extra_env() -> dict[str, str]:
 
 
 @pytest.fixture
+def console_args() -> list[str]:
+    """More arguments for ``fleet board --serve`` (a test module overrides this fixture)."""
+    return []
+
+
+@pytest.fixture
 def console(
     tmp_path: Path,
     redis_srv: RedisServer,
     settings: Settings,
     slowness: float,
     console_extra_env: dict[str, str],
+    console_args: list[str],
 ) -> Iterator[ConsoleServer]:
     """Stub agent ``a1`` (cards take 4 s) in tmux, and the console serving its fleet."""
     agents: list[dict[str, Any]] = [
@@ -90,7 +99,7 @@ def console(
         port = free_port()
         log = (tmp_path / "console.log").open("w")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "fleet_queue", "board", "--serve", "--port", str(port)],
+            [*FLEET, "board", "--serve", "--port", str(port), *console_args],
             env=console_env(pipeline.settings, **console_extra_env),
             stdout=subprocess.PIPE,
             stderr=log,
