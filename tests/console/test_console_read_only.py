@@ -4,16 +4,13 @@ on), and a write refused before any route runs: 403, one line, nothing changed."
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from typing import Any
 
 import pytest
 
 from fleet_queue.cards import NewCard
 from tests.console.conftest import ConsoleServer
-from tests.console.test_console_actions import LOGIN, csrf_of
+from tests.console.test_console_actions import act, csrf_of
 from tests.console.test_console_browser import FIRST_FRAME, wait_in_page
 
 ACTIONS = "form, button, textarea:not(.xterm-helper-textarea), #take-control"
@@ -46,26 +43,6 @@ def test_read_only_console_shows_no_action(
     assert page.locator(ACTIONS).count() == 0
 
 
-def post(console: ConsoleServer, path: str, token: str) -> tuple[int, str]:
-    req = urllib.request.Request(
-        console.url + path,
-        method="POST",
-        data=json.dumps({"reason": "x", "title": "t"}).encode(),
-        headers={
-            "Authorization": LOGIN,
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "X-CSRF-Token": token,
-            "Origin": console.url,
-        },
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=30) as reply:
-            return reply.status, reply.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())["message"]
-
-
 def test_read_only_console_refuses_every_write(console: ConsoleServer) -> None:
     store = console.pipeline.store
     store.create(NewCard(id="R2", title="stays ready"))
@@ -74,7 +51,7 @@ def test_read_only_console_refuses_every_write(console: ConsoleServer) -> None:
     for path in ("/actions/pause", "/cards/new", "/cards/R2/block", "/agents/a1/pause",
                  "/agents/a1/say", "/agents/a1/keys/ctrl-c", "/agents/a1/stop",
                  "/agents/a1/control/take"):  # fmt: skip
-        assert post(console, path, token) == refusal, path
+        assert act(console, path, token, reason="x", title="t") == refusal, path
     assert not store.pause_state().paused
     assert store.get("R2").status.value == "ready"
     assert [c.id for c in store.list()] == ["R2"]
