@@ -311,30 +311,30 @@ def request(
 
 
 def test_web_board_page_api_and_health(home_store: CardStore) -> None:
-    with web_board("--limit", "2") as (url, proc):
-        status, headers, page = request(f"{url}/")
+    with web_board("--limit", "2", auth=":".join(AUTH)) as (url, proc):
+        status, headers, page = request(f"{url}/", auth=AUTH)
         assert status == 200 and headers["content-type"].startswith("text/html")
         assert "deploy &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; more" in page
         assert page.count("<script") == 1 and '<script src="/static/console.js">' in page
         assert "script-src 'self'" in headers["content-security-policy"]
         assert "needs a human" in page and "Paused by" not in page
 
-        status, headers, body = request(f"{url}/api/board")
+        status, headers, body = request(f"{url}/api/board", auth=AUTH)
         assert status == 200 and headers["content-type"] == "application/json"
         assert shape(json.loads(body)) == shape(build_board(home_store, limit=2).to_dict())
 
         status, _, body = request(f"{url}/healthz")
         assert (status, body) == (200, "ok\n")
-        assert request(f"{url}/nothing-here")[0] == 404
+        assert request(f"{url}/nothing-here", auth=AUTH)[0] == 404
 
         # read-only: a write verb is refused and the store is as it was
         before = shape(build_board(home_store).to_dict())
         for method in ("POST", "PUT", "DELETE"):
-            assert request(f"{url}/api/board", method=method)[0] == 405
+            assert request(f"{url}/api/board", auth=AUTH, method=method)[0] == 405
         assert shape(build_board(home_store).to_dict()) == before
 
         home_store.pause("maintenance window", by="ops")
-        assert "maintenance window" in request(f"{url}/")[2]
+        assert "maintenance window" in request(f"{url}/", auth=AUTH)[2]
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
@@ -393,9 +393,9 @@ def test_web_board_says_503_while_the_store_is_gone_and_keeps_serving(
     monkeypatch.setenv("FLEET_DATABASE_URL", url)
     with CardStore(url, tenant="default") as store:
         store.create(NewCard(id="B1", title="on the board"))
-    with web_board() as (base, proc):
+    with web_board(auth=":".join(AUTH)) as (base, proc):
         assert request(f"{base}/healthz")[0] == 200
-        assert "on the board" in request(f"{base}/")[2]
+        assert "on the board" in request(f"{base}/", auth=AUTH)[2]
         with psycopg.connect(
             host=pg_server.host,
             port=pg_server.port,
@@ -405,7 +405,7 @@ def test_web_board_says_503_while_the_store_is_gone_and_keeps_serving(
         ) as admin:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         for path in ("/", "/api/board", "/healthz"):
-            status, _, body = request(f"{base}{path}")
+            status, _, body = request(f"{base}{path}", auth=AUTH)
             assert status == 503, (path, status, body)
             assert "Traceback" not in body
         assert proc.poll() is None, "the board keeps serving while the store is gone"
@@ -413,4 +413,4 @@ def test_web_board_says_503_while_the_store_is_gone_and_keeps_serving(
         with CardStore(url, tenant="default") as store:
             store.create(NewCard(id="B2", title="after the outage"))
         wait_until(lambda: request(f"{base}/healthz")[0] == 200, 15, what="board healthy again")
-        assert "after the outage" in request(f"{base}/")[2]
+        assert "after the outage" in request(f"{base}/", auth=AUTH)[2]
