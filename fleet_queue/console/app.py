@@ -16,7 +16,6 @@ import logging
 import signal
 import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,12 +24,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
-from starlette.templating import Jinja2Templates
 
-from fleet_queue.board import board_roster
-from fleet_queue.console.control import Controls
 from fleet_queue.console.security import AuthMiddleware, Guard, check_auth, new_token
-from fleet_queue.console.terminal import Terminal
+from fleet_queue.console.state import HERE, TOKEN_FILE, XTERM, Console, TerminalFactory
 from fleet_queue.errors import (
     ConflictError,
     FleetError,
@@ -41,63 +37,9 @@ from fleet_queue.errors import (
 from fleet_queue.private import write_private
 
 if TYPE_CHECKING:
-    from fleet_queue.roster import Roster
     from fleet_queue.settings import Settings
-    from fleet_queue.store import CardStore
 
 log = logging.getLogger(__name__)
-
-HERE = Path(__file__).parent
-XTERM = HERE / "static" / "node_modules" / "@xterm" / "xterm"
-"""Where ``scripts/console.sh`` installs xterm.js (``npm ci`` of ``static/package.json``)."""
-TOKEN_FILE = "console.token"
-"""In ``FLEET_HOME/run``: the console token, written at start unless FLEET_BOARD_AUTH is set."""
-
-TerminalFactory = Callable[["Settings", "Roster"], Terminal]
-
-
-@dataclass
-class Console:
-    """What every route reads: settings, the store, the login, this host's panes."""
-
-    settings: Settings
-    store: CardStore
-    guard: Guard
-    limit: int
-    interval: float
-    """Seconds between two looks at the store for the live panels."""
-    terminal: Terminal | None = None
-    controls: Controls = field(default_factory=Controls)
-    """Open take-control sessions (``FLEET_CONSOLE_TAKE_CONTROL``)."""
-
-    @property
-    def read_only(self) -> bool:
-        return self.guard.read_only
-
-    def roster(self) -> Roster | None:
-        """Read at each use: ``fleet roster`` edits show without a restart."""
-        return board_roster(self.settings)
-
-    def local_agents(self) -> set[str]:
-        if self.terminal is None:
-            return set()
-        try:
-            return set(self.terminal.local_agents())
-        except FleetError:
-            return set()
-
-
-def console_of(request: Request) -> Console:
-    console: Console = request.app.state.console
-    return console
-
-
-def actor_of(request: Request) -> str:
-    actor: str = request.scope["state"]["actor"]
-    return actor
-
-
-templates = Jinja2Templates(directory=str(HERE / "templates"))
 
 
 def build_app(console: Console) -> Starlette:

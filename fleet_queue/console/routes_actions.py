@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from fleet_queue.audit import record, text_digest
 from fleet_queue.cards import NewCard
-from fleet_queue.console.app import Console, actor_of, console_of
+from fleet_queue.console.state import Console, actor_of, console_of
 from fleet_queue.console.terminal import KEYS, Terminal
 from fleet_queue.errors import ConflictError, FleetError, UsageError
 from fleet_queue.pause import pause_fleet, resume_fleet

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from fleet_queue.board import Board, build_board
-from fleet_queue.console.app import Console, actor_of, console_of, templates
+from fleet_queue.console.state import Console, actor_of, console_of, templates
 from fleet_queue.console.views import (
     COLUMN_TITLES,
     agent_views,

@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from fleet_queue.audit import record
-from fleet_queue.console.app import Console
 from fleet_queue.console.routes_actions import Form, action, agent_terminal
+from fleet_queue.console.state import Console
 from fleet_queue.errors import ConflictError, UsageError
 
 MAX_KEYS = 4000

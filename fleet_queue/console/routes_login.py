@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from fleet_queue.console.app import console_of, templates
 from fleet_queue.console.security import SESSION_COOKIE, SESSION_SECONDS, Guard, foreign_origin
+from fleet_queue.console.state import console_of, templates
 
 WRONG_TOKEN = "that is not this console's token (see FLEET_HOME/run/console.token)"
 

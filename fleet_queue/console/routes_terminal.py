@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from fleet_queue.console.app import XTERM, actor_of, console_of, templates
+from fleet_queue.console.state import XTERM, actor_of, console_of, templates
 from fleet_queue.console.terminal import KEYS
 from fleet_queue.errors import FleetError, NotFoundError
 
