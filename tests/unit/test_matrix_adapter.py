@@ -9,6 +9,7 @@ tests/e2e/test_chat_matrix.py against a real Synapse).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from pathlib import Path
 
 import pytest
@@ -51,4 +52,7 @@ def test_a_reply_before_the_login_waits_for_it_and_fails_softly_once_closed(
         with pytest.raises(ChatSendError, match="closed before it logged in"):
             await sending  # a FleetError: the service keeps the message delivered
 
-    asyncio.run(scenario())
+    # A thread of its own: a browser test earlier in the session (Playwright's sync API)
+    # can leave an event loop running in this one, where asyncio.run() refuses to start.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
