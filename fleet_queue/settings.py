@@ -126,11 +126,24 @@ class Settings(BaseSettings):
         default=False,
         description="Console: watch only; no action is offered and every write is refused.",
     )
-    matrix_password: str | None = Field(
-        default=None, repr=False, description="Chat connector: the Matrix bot's password."
+    matrix_password: SecretStr | None = Field(
+        default=None, description="Chat connector: the Matrix bot's password."
     )
-    matrix_token: str | None = Field(
-        default=None, repr=False, description="Chat connector: the Matrix bot's access token."
+    matrix_token: SecretStr | None = Field(
+        default=None, description="Chat connector: the Matrix bot's access token."
+    )
+    telegram_token: SecretStr | None = Field(
+        default=None, description="Chat connector: the Telegram bot's token (from @BotFather)."
+    )
+    slack_bot_token: SecretStr | None = Field(
+        default=None, description="Chat connector: the Slack app's bot token (xoxb-...)."
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None,
+        description="Chat connector: the Slack app-level token for Socket Mode (xapp-...).",
+    )
+    discord_token: SecretStr | None = Field(
+        default=None, description="Chat connector: the Discord bot's token."
     )
     chat_reply_timeout: float = Field(
         default=1800.0,
@@ -232,6 +245,10 @@ class Settings(BaseSettings):
             "board_auth": "***" if self.board_auth else None,
             "matrix_password": "***" if self.matrix_password else None,
             "matrix_token": "***" if self.matrix_token else None,
+            "telegram_token": "***" if self.telegram_token else None,
+            "slack_bot_token": "***" if self.slack_bot_token else None,
+            "slack_app_token": "***" if self.slack_app_token else None,
+            "discord_token": "***" if self.discord_token else None,
             "chat_reply_timeout": self.chat_reply_timeout,
             "max_card_bytes": self.max_card_bytes,
         }

@@ -32,20 +32,16 @@ def run(ctx: typer.Context) -> None:
     if config is None:
         raise ConfigError("the roster configures no chat connector (connector.kind)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from fleet_queue.connector.matrix import MatrixAdapter
+    from fleet_queue.connector.adapters import build_adapter
     from fleet_queue.store import CardStore
     from workers.connector_service import ConnectorService  # the CLI composes the host part
 
-    adapter = MatrixAdapter(
-        config,
-        settings.run_dir / "chat",
-        password=settings.matrix_password,
-        token=settings.matrix_token,
-    )
+    adapter = build_adapter(config, settings)
     store = CardStore.from_settings(settings)  # no tick nudge: a chat row frees no card
     service = ConnectorService(settings, roster, config, adapter, store)
     typer.echo(
-        f"chat connector: {config.kind} as {config.user_id}, answering agent {service.agent}"
+        f"chat connector: {config.kind}{f' as {config.user_id}' if config.user_id else ''},"
+        f" answering agent {service.agent}"
     )
 
     async def main() -> None:

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from fleet_queue.errors import FleetError
+
 
 class ChatState(enum.StrEnum):
     """Where a chat message is on its way to an answer (``chat_messages.state``)."""
@@ -65,6 +67,10 @@ class ChatRecord:
     created_at: float
     delivered_at: float | None
     answered_at: float | None
+
+
+class ChatSendError(FleetError):
+    """The network refused or lost a reply; the message stays delivered and is retried."""
 
 
 OnMessage = Callable[[ChatMessage], Awaitable[None]]

@@ -11,8 +11,11 @@
           allow: ["@alice:example.org"]   # only these people reach the orchestrator
           notices: true                   # fleet notices to this room (failed/blocked, dead)
 
-Secrets are never here: the bot's password or access token come from the environment
-(``FLEET_MATRIX_PASSWORD`` / ``FLEET_MATRIX_TOKEN``, see ``Settings``).
+Secrets are never here: the bot's password or token come from the environment
+(``FLEET_MATRIX_PASSWORD`` / ``FLEET_MATRIX_TOKEN``, ``FLEET_TELEGRAM_TOKEN``,
+``FLEET_SLACK_BOT_TOKEN`` + ``FLEET_SLACK_APP_TOKEN``, ``FLEET_DISCORD_TOKEN``; see
+``Settings``). ``api_url`` points Telegram, Slack or Discord at another API server (a
+self-hosted Telegram Bot API server, a proxy; the tests' loopback servers).
 """
 
 from __future__ import annotations
@@ -23,8 +26,14 @@ from fleet_queue.errors import ConfigError
 from fleet_queue.roster import ORCHESTRATOR, Roster, load_roster
 from fleet_queue.settings import Settings
 
-NETWORKS = ("matrix",)
-"""Networks with an adapter. Telegram, Slack and Discord are not built yet (docs/chat.md)."""
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "matrix": ("homeserver", "user_id"),
+    "telegram": (),
+    "slack": (),
+    "discord": (),
+}
+"""The networks with an adapter (``fleet_queue.connector.<kind>``), and the keys each needs."""
+NETWORKS = tuple(REQUIRED)
 NO_CONNECTOR = "tmux"
 """The ``kind`` a roster had before there was a chat connector: none configured."""
 
@@ -43,6 +52,7 @@ class ChatConfig(BaseModel):
     homeserver: str | None = None
     user_id: str | None = None
     device_id: str = "FLEETCONNECTOR"
+    api_url: str | None = None
     rooms: dict[str, RoomConfig] = Field(default_factory=dict)
 
     def allowed(self, room: str, sender: str) -> bool:
@@ -74,10 +84,9 @@ def chat_config(roster: Roster) -> ChatConfig | None:
         raise ConfigError(
             f"roster connector.kind: {config.kind!r} has no adapter (have: {', '.join(NETWORKS)})"
         )
-    if config.kind == "matrix":
-        for key in ("homeserver", "user_id"):
-            if not getattr(config, key):
-                raise ConfigError(f"roster connector.{key}: required for kind matrix")
+    for key in REQUIRED[config.kind]:
+        if not getattr(config, key):
+            raise ConfigError(f"roster connector.{key}: required for kind {config.kind}")
     if not config.rooms:
         raise ConfigError("roster connector.rooms: name at least one room and who may talk")
     return config

@@ -22,9 +22,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from fleet_queue.connector.base import ChatMessage, ChatRecord, OnMessage
+from fleet_queue.connector.base import ChatMessage, ChatRecord, ChatSendError, OnMessage
 from fleet_queue.connector.config import ChatConfig
-from fleet_queue.errors import ConfigError, FleetError
+from fleet_queue.errors import ConfigError
+from fleet_queue.settings import Settings, reveal
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,14 @@ SYNC_TIMEOUT_MS = 30_000
 RETRY_MAX = 30.0
 
 
-class ChatSendError(FleetError):
-    """The network refused or lost a reply; the message stays delivered and is retried."""
+def build(config: ChatConfig, settings: Settings) -> MatrixAdapter:
+    """The adapter ``fleet connector run`` serves (``fleet_queue.connector.adapters``)."""
+    return MatrixAdapter(
+        config,
+        settings.run_dir / "chat",
+        password=reveal(settings.matrix_password),
+        token=reveal(settings.matrix_token),
+    )
 
 
 class MatrixAdapter:
