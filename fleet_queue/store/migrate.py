@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 _PG_LOCK_KEY = 0x666C656574  # "fleet"
 
-HEAD = "0004"
+HEAD = "0005"
 """The newest migration's revision (a test keeps it equal to Alembic's head). Every
 process opens the store; comparing with this constant spares each one importing
 Alembic and parsing the migration scripts when the schema is already current."""

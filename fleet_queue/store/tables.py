@@ -152,6 +152,7 @@ spend = sa.Table(
 ``''`` for work outside any card (a key column, so it cannot be NULL); ``cost`` NULL means
 unknown (a model with no price): once unknown, the row's cost stays unknown."""
 sa.Index("ix_spend_day", spend.c.day)
+sa.Index("ix_spend_card", spend.c.tenant_id, spend.c.card)
 
 spend_offsets = sa.Table(
     "spend_offsets",
