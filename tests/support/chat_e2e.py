@@ -78,8 +78,8 @@ def explained(settings: Settings, store: CardStore, log: Path) -> Iterator[None]
         print("--- connector.log ---", log.read_text(errors="replace") if log.exists() else "")
         for r in store.chat_list():
             print(f"chat {r.id} {r.state} turn={r.turn_id} text={r.text!r} reply={r.reply!r}")
-        for r in read_stub_log(log_path(settings.run_dir, ORCH)):
-            print("stub", r)
+        for line in read_stub_log(log_path(settings.run_dir, ORCH)):
+            print("stub", line)
         raise
 
 
