@@ -15,6 +15,9 @@ Units rendered from the settings and the roster so the socket, paths and
   start after; without it a one-machine fleet's worker exits 6 at every boot.
 - ``fleet-worker.service``: the host worker (``fleet worker``).
 - ``fleet-beat.service``: the schedule (``fleet beat``); enable it on ONE host only.
+- ``fleet-connector.service`` (only where the roster's chat connector runs: its
+  answering agent is on this host): ``fleet connector run``, which types into that
+  agent's pane, so it wants the agent's unit; its bot secrets come from ``fleet.env``.
 
 User units start at boot only when the user lingers (``loginctl enable-linger``);
 ``install-systemd`` reads ``loginctl show-user`` and says which it is.
@@ -34,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from fleet_queue.connector.config import local_answering_agent
 from fleet_queue.errors import ConfigError, HostError, UsageError
 from fleet_queue.roster import Roster
 from fleet_queue.settings import ENV_FILE_NAME, Settings
@@ -45,6 +49,7 @@ AGENT_TEMPLATE = "fleet-agent@.service"
 WORKER_UNIT = "fleet-worker.service"
 BROKER_UNIT = "fleet-broker.service"
 BEAT_UNIT = "fleet-beat.service"
+CONNECTOR_UNIT = "fleet-connector.service"
 DEFAULT_UNIT_DIR = Path("~/.config/systemd/user")
 SYSTEMCTL_TIMEOUT = 30.0
 
@@ -266,6 +271,25 @@ def render_beat_unit(ctx: UnitContext, embedded: bool = False) -> str:
     )
 
 
+def render_connector_unit(ctx: UnitContext, agent: str, embedded: bool = False) -> str:
+    """The chat connector types into ``agent``'s pane: it wants that agent and the worker."""
+    wanted = [TMUX_UNIT, agent_unit(agent), WORKER_UNIT]
+    ordering = [*(f"Wants={unit}" for unit in wanted), *(f"After={unit}" for unit in wanted)]
+    return _unit(
+        f"fleet-queue chat connector: chat messages to agent {agent} and its replies back",
+        [*ordering, *_broker_lines(embedded)],
+        [
+            "Type=simple",
+            *ctx.fleet_service_lines(),  # FLEET_MATRIX_PASSWORD and the bot tokens: fleet.env
+            f"ExecStart={_command(ctx.fleet, 'connector', 'run')}",
+            # A bad roster or a missing secret exits at once: retry slowly, not in a tight loop.
+            "Restart=on-failure",
+            "RestartSec=15",
+            "TimeoutStopSec=30",  # SIGTERM: the connector closes its network session
+        ],
+    )
+
+
 def render_units(settings: Settings, roster: Roster, fleet: Path | None = None) -> dict[str, str]:
     """Unit file name -> text, for this host's part of the fleet."""
     ctx = UnitContext.resolve(settings, roster, fleet)
@@ -278,6 +302,9 @@ def render_units(settings: Settings, roster: Roster, fleet: Path | None = None) 
     }
     if embedded:
         units[BROKER_UNIT] = render_broker_unit(ctx)
+    agent = local_answering_agent(roster, settings)
+    if agent is not None:
+        units[CONNECTOR_UNIT] = render_connector_unit(ctx, agent, embedded)
     return units
 
 
@@ -428,6 +455,8 @@ def units_to_enable(settings: Settings, roster: Roster, beat: bool) -> list[str]
         names.insert(0, BROKER_UNIT)
     if beat:
         names.append(BEAT_UNIT)
+    if local_answering_agent(roster, settings) is not None:
+        names.append(CONNECTOR_UNIT)
     return names + [agent_unit(name) for name in local_agents(settings, roster)]
 
 

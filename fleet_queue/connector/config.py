@@ -110,9 +110,13 @@ def connector_runs_here(settings: Settings) -> bool:
     and its answering agent runs here (the connector types into that agent's pane)."""
     if not settings.effective_roster_path.is_file():
         return False
-    roster = load_roster(settings.effective_roster_path)
+    return local_answering_agent(load_roster(settings.effective_roster_path), settings) is not None
+
+
+def local_answering_agent(roster: Roster, settings: Settings) -> str | None:
+    """The answering agent when it runs on this host (so the connector does), else None."""
     config = chat_config(roster)
     if config is None:
-        return False
+        return None
     agent = roster.agent(answering_agent(roster, config))
-    return agent.host_or(settings.host) == settings.host
+    return agent.name if agent.host_or(settings.host) == settings.host else None

@@ -22,6 +22,7 @@ from workers.systemd_units import (
     AGENT_TEMPLATE,
     BEAT_UNIT,
     BROKER_UNIT,
+    CONNECTOR_UNIT,
     TMUX_UNIT,
     WORKER_UNIT,
     fleet_executable,
@@ -40,7 +41,15 @@ REPO = Path(__file__).resolve().parents[2]
 FLEET = str(Path(sys.executable).with_name("fleet"))
 
 
-def make_roster() -> Roster:
+MATRIX: dict[str, object] = {
+    "kind": "matrix",
+    "homeserver": "https://matrix.example.org",
+    "user_id": "@fleet:example.org",
+    "rooms": {"!room:example.org": {"allow": ["@alice:example.org"]}},
+}
+
+
+def make_roster(connector: dict[str, object] | None = None) -> Roster:
     return parse_roster(
         {
             "tmux": {"socket_name": "rostersock", "holder_session": "_hold"},
@@ -51,6 +60,7 @@ def make_roster() -> Roster:
                 {"name": "boxed", "runtime": "stub", "class": "coder", "host": "box1"},
                 {"name": "acme1", "runtime": "stub", "class": "coder", "tenant_id": "acme"},
             ],
+            **({"connector": connector} if connector else {}),
         },
         "test-roster",
     )
@@ -119,6 +129,48 @@ def test_systemd_analyze_verify_accepts_each_unit(
     done = verify(unit_dir / unit, runtime_dir)
     assert done.returncode == 0, done.stderr
     assert done.stderr == "", done.stderr  # not even a warning (unknown key, bad value)
+
+
+def test_the_connector_unit_is_written_where_its_agent_runs_and_verifies(
+    tmp_path: Path, host_settings: Settings, runtime_dir: Path
+) -> None:
+    roster = make_roster(MATRIX)
+    write_units(render_units(host_settings, roster, fleet=Path(FLEET)), tmp_path / "c")
+    done = verify(tmp_path / "c" / CONNECTOR_UNIT, runtime_dir)
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    parsed = parse_unit((tmp_path / "c" / CONNECTOR_UNIT).read_text())
+    service, unit = parsed["Service"], parsed["Unit"]
+    assert service["ExecStart"] == [f"{FLEET} connector run"]
+    assert service["Restart"] == ["on-failure"] and float(service["RestartSec"][0]) >= 5
+    assert service["EnvironmentFile"] == [f"-{host_settings.home}/fleet.env"]
+    env = dict(shlex.split(v)[0].split("=", 1) for v in service["Environment"])
+    assert env["FLEET_HOME"] == str(host_settings.home) and env["FLEET_HOST"] == "box1"
+    for wanted in (TMUX_UNIT, WORKER_UNIT, "fleet-agent@orch.service", BROKER_UNIT):
+        assert wanted in unit["Wants"] and wanted in unit["After"], wanted
+    assert CONNECTOR_UNIT in units_to_enable(host_settings, roster, beat=False)
+
+
+def test_no_connector_unit_without_a_connector_or_where_its_agent_does_not_run(
+    host_settings: Settings,
+) -> None:
+    assert CONNECTOR_UNIT not in render_units(host_settings, make_roster(), fleet=Path(FLEET))
+    assert CONNECTOR_UNIT not in units_to_enable(host_settings, make_roster(), beat=True)
+    elsewhere = make_roster({**MATRIX, "agent": "far"})  # answers on host "other"
+    assert CONNECTOR_UNIT not in render_units(host_settings, elsewhere, fleet=Path(FLEET))
+    assert CONNECTOR_UNIT not in units_to_enable(host_settings, elsewhere, beat=True)
+    boxed = make_roster({**MATRIX, "agent": "boxed"})
+    text = render_units(host_settings, boxed, fleet=Path(FLEET))[CONNECTOR_UNIT]
+    assert "Wants=fleet-agent@boxed.service" in text
+
+
+def test_a_bad_connector_block_is_one_line_and_writes_no_unit(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    (home / "roster.yaml").write_text(make_roster({**MATRIX, "homeserver": None}).to_yaml())
+    done = fleet_cli(tmp_path, "--unit-dir", str(tmp_path / "u"))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == "fleet: roster connector.homeserver: required for kind matrix"
+    assert not (tmp_path / "u").exists()
 
 
 def test_verify_is_not_a_no_op(tmp_path: Path, host_settings: Settings, runtime_dir: Path) -> None:
