@@ -9,7 +9,8 @@ or not-reading agent refuses it and it stays queued, nothing typed. Once accepte
 typed; its reply is then read from the runtime's own record of that turn
 (``workers.turn_replies``), kept in the store, sent threaded to the message, and the
 message is ``answered``. A restart resumes every queued and delivered message and never
-sends an answered one again.
+sends an answered one again. Beside them, rooms with ``notices: true`` are told of
+the fleet's failures, dead agents, budgets and pauses (``fleet_queue.connector.notices``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,16 @@ from datetime import UTC, datetime
 
 from fleet_queue.connector.base import ChatAdapter, ChatMessage, ChatRecord, ChatState
 from fleet_queue.connector.config import ChatConfig, answering_agent
+from fleet_queue.connector.notices import (
+    NOTICE_BATCH,
+    NOTICE_EVERY,
+    NOTICE_GAP,
+    NOTICE_KINDS,
+    NoticeCursors,
+    compose,
+    cursor_path,
+    due,
+)
 from fleet_queue.errors import AgentBusyError, DeliveryError, FleetError
 from fleet_queue.roster import Roster
 from fleet_queue.settings import Settings
@@ -51,6 +62,8 @@ class ConnectorService:
         *,
         deliverer: Deliverer | None = None,
         look_every: float = LOOK_EVERY,
+        notice_every: float = NOTICE_EVERY,
+        notice_gap: float = NOTICE_GAP,
     ) -> None:
         self.settings = settings
         self.config = config
@@ -62,6 +75,9 @@ class ConnectorService:
         self.look_every = look_every
         self._wake = asyncio.Event()
         self._retry_at = 0.0
+        self.notice_every = notice_every
+        self.notice_gap = notice_gap
+        self._noticed: dict[str, float] = {}
 
     async def on_message(self, message: ChatMessage) -> None:
         if not self.config.allowed(message.room, message.sender):
@@ -78,17 +94,21 @@ class ConnectorService:
             self._wake.set()
 
     async def serve(self) -> None:
-        """Until cancelled: the adapter's loop and the pump side by side."""
-        receiving = asyncio.create_task(self.adapter.run(self.on_message))
-        pumping = asyncio.create_task(self.pump_forever())
+        """Until cancelled: the adapter's loop, the pump and the notices side by side."""
+        tasks = {
+            asyncio.create_task(self.adapter.run(self.on_message)),
+            asyncio.create_task(self.pump_forever()),
+        }
+        if self.config.notice_rooms():
+            tasks.add(asyncio.create_task(self.notices_forever()))
         try:
-            done, _ = await asyncio.wait({receiving, pumping}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()  # an adapter or store failure ends the service, loudly
         finally:
-            for task in (receiving, pumping):
+            for task in tasks:
                 task.cancel()
-            for task in (receiving, pumping):
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await self.adapter.close()
@@ -165,3 +185,34 @@ class ConnectorService:
             log.warning("chat message %d failed: %s", record.id, reason)
             with contextlib.suppress(FleetError):
                 await self.adapter.reply(record, f"(fleet: {reason})")
+
+    async def notices_forever(self) -> None:
+        cursors = NoticeCursors(cursor_path(self.settings.run_dir, self.adapter.network))
+        while True:
+            for room in self.config.notice_rooms():
+                await self.notify(room, cursors)
+            await asyncio.sleep(self.notice_every)
+
+    async def notify(self, room: str, cursors: NoticeCursors) -> None:
+        """Tell ``room`` what happened since its cursor, in one notice, if its gap is over;
+        the cursor moves only once the notice was sent (a room new to it starts now)."""
+        after = cursors.get(room)
+        if after is None:
+            newest = await asyncio.to_thread(self.store.last_event_id)
+            await asyncio.to_thread(cursors.set, room, newest)
+            return
+        now = time.monotonic()
+        if not due(self._noticed.get(room), now, self.notice_gap):
+            return
+        found = await asyncio.to_thread(self.store.events_after, after, NOTICE_KINDS, NOTICE_BATCH)
+        text = compose(found)
+        if text is not None:
+            self._noticed[room] = now  # a failed send is tried again after the gap too
+            try:
+                await self.adapter.notice(room, text)
+            except FleetError as exc:
+                log.warning("notice to %s not sent yet: %s", room, exc.message)
+                return
+            log.info("notice to %s: %d events up to %d", room, len(found), found[-1].id)
+        if found:
+            await asyncio.to_thread(cursors.set, room, found[-1].id)

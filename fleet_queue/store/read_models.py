@@ -134,6 +134,20 @@ class ReadModels(StoreBase):
         with self._read() as conn:
             return [event_from_row(row) for row in conn.execute(stmt).mappings()]
 
+    def events_after(
+        self, after_id: int, kinds: Sequence[EventKind], limit: int = 1000
+    ) -> list[Event]:
+        """The oldest ``limit`` events of ``kinds`` with an id above ``after_id``, in order:
+        a durable cursor (the chat notices) reads on from where it stopped."""
+        with self._read() as conn:
+            rows = conn.execute(self.sql.events_after(after_id, kinds, limit)).mappings()
+            return [event_from_row(row) for row in rows]
+
+    def last_event_id(self) -> int:
+        """The newest event's id (0 with none): where a new cursor starts."""
+        with self._read() as conn:
+            return int(conn.execute(self.sql.last_event_id()).scalar() or 0)
+
     def stats(self) -> dict[str, Any]:
         """Counts by status, oldest ready age, expired leases, last-minute throughput, pause.
 

@@ -119,6 +119,23 @@ class ReadStatements:
         newest = stmt.order_by(None).order_by(events.c.id.desc()).limit(limit).subquery()
         return sa.select(newest).order_by(sa.column("id"))
 
+    def events_after(self, after_id: int, kinds: Sequence[EventKind], limit: int) -> sa.Select[Any]:
+        """The oldest ``limit`` events of ``kinds`` after ``after_id``: a reader's cursor moves
+        forward through them (``event_list``'s limit keeps the newest instead)."""
+        return (
+            sa.select(*EVENT_COLUMNS)
+            .where(
+                events.c.tenant_id == self.tenant,
+                events.c.id > after_id,
+                events.c.kind.in_([k.value for k in kinds]),
+            )
+            .order_by(events.c.id)
+            .limit(limit)
+        )
+
+    def last_event_id(self) -> sa.Select[Any]:
+        return sa.select(sa.func.max(events.c.id)).where(events.c.tenant_id == self.tenant)
+
     def recent_kinds(self, since: float, kinds: Sequence[EventKind]) -> sa.Select[Any]:
         return (
             sa.select(events.c.kind, sa.func.count())

@@ -1,0 +1,119 @@
+"""Which fleet events a notice room hears of, in what words, and how a burst is told.
+
+The connector sends what ``compose`` makes; a person reads it in a chat client, so each
+event is one line that names the card or agent and says why, and a burst (fifty cards
+failing in one tick) is one line that counts it, not fifty messages.
+"""
+
+from __future__ import annotations
+
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fleet_queue.cards import Event, EventKind
+from fleet_queue.connector.notices import (
+    NOTICE_KINDS,
+    SHOWN_EACH,
+    NoticeCursors,
+    compose,
+    cursor_path,
+    due,
+    notice_line,
+)
+
+AT = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+
+def event(
+    n: int, kind: EventKind, card: str | None = None, agent: str | None = None, detail: str = ""
+) -> Event:
+    return Event(n, "t1", "h1", card, kind, agent, None, detail or None, AT)
+
+
+WARN, SPENT = "fleet day: $8.00 of $10.00", "agent a0 day: $10.10 of $10.00"
+
+
+def test_each_kind_a_person_needs_is_one_line_that_names_who_and_why() -> None:
+    lines = {
+        kind: notice_line(e)
+        for kind, e in {
+            EventKind.FAILED: event(1, EventKind.FAILED, "C-1", "a0", "tests red"),
+            EventKind.BLOCKED: event(2, EventKind.BLOCKED, "C-2", "a1", "needs a key"),
+            EventKind.RESTARTED: event(3, EventKind.RESTARTED, None, "a2", "pane was dead"),
+            EventKind.BROKEN: event(4, EventKind.BROKEN, None, "a3", "died 6 times in 600s"),
+            EventKind.BUDGET_WARNING: event(5, EventKind.BUDGET_WARNING, None, None, WARN),
+            EventKind.OVER_BUDGET: event(6, EventKind.OVER_BUDGET, None, "a0", SPENT),
+            EventKind.PAUSED: event(7, EventKind.PAUSED, None, "alice", "deploy freeze"),
+            EventKind.RESUMED: event(8, EventKind.RESUMED, None, "alice"),
+        }.items()
+    }  # fmt: skip
+    assert set(lines) == set(NOTICE_KINDS)
+    assert lines[EventKind.FAILED] == "card C-1 failed (a0): tests red"
+    assert lines[EventKind.BLOCKED] == "card C-2 blocked (a1): needs a key"
+    assert lines[EventKind.RESTARTED] == "agent a2's pane died, restarted: pane was dead"
+    assert lines[EventKind.BROKEN] == "agent a3 is broken: died 6 times in 600s"
+    assert lines[EventKind.BUDGET_WARNING] == "budget warning: fleet day: $8.00 of $10.00"
+    assert "budget spent: agent a0 day: $10.10 of $10.00" in str(lines[EventKind.OVER_BUDGET])
+    assert str(lines[EventKind.PAUSED]).startswith("fleet paused by alice: deploy freeze")
+    assert lines[EventKind.RESUMED] == "fleet resumed by alice"
+    for line in lines.values():
+        assert line is not None and "\n" not in line
+
+
+def test_events_that_are_not_news_make_no_notice() -> None:
+    quiet = [event(1, EventKind.CLAIMED, "C-1", "a0"), event(2, EventKind.DONE, "C-1", "a0")]
+    assert compose(quiet) is None
+    assert notice_line(quiet[0]) is None
+    assert compose([]) is None
+
+
+def test_a_burst_of_failures_is_one_counting_line_and_other_kinds_keep_theirs() -> None:
+    burst = [event(i, EventKind.FAILED, f"C-{i}", "a0", f"reason {i}") for i in range(1, 51)]
+    paused = event(51, EventKind.PAUSED, None, "alice", "too many failures")
+    text = compose([*burst, paused])
+    assert text is not None
+    lines = text.splitlines()
+    assert len(lines) == 2, text
+    assert lines[0].startswith("fleet: 50 cards failed: C-1, C-2, C-3, C-4, C-5 and 45 more")
+    assert lines[0].endswith("the latest: card C-50 failed (a0): reason 50")
+    assert lines[1].startswith("fleet: fleet paused by alice: too many failures")
+
+
+def test_a_few_events_of_a_kind_are_told_one_by_one_in_order() -> None:
+    few = [event(i, EventKind.BLOCKED, f"C-{i}", None, "why") for i in range(SHOWN_EACH)]
+    text = compose(few)
+    assert text is not None
+    assert text.splitlines() == [f"fleet: card C-{i} blocked: why" for i in range(SHOWN_EACH)]
+
+
+def test_one_agent_restarting_again_and_again_is_counted_by_name() -> None:
+    restarts = [event(i, EventKind.RESTARTED, None, "a7", f"restart {i}") for i in range(5)]
+    text = compose(restarts)
+    assert text is not None
+    assert text.startswith("fleet: 5 agent restarts after a dead pane: a7 (x5);")
+
+
+def test_a_long_or_many_line_reason_stays_one_short_line() -> None:
+    line = notice_line(event(1, EventKind.FAILED, "C-1", None, "boom\n" * 200))
+    assert line is not None and "\n" not in line and len(line) < 260
+
+
+def test_a_room_hears_at_most_one_notice_per_gap() -> None:
+    assert due(None, 100.0, 5.0)
+    assert not due(98.0, 100.0, 5.0)
+    assert due(95.0, 100.0, 5.0)
+
+
+def test_cursors_are_kept_private_per_room_and_survive_a_restart(tmp_path: Path) -> None:
+    path = cursor_path(tmp_path / "run", "matrix")
+    cursors = NoticeCursors(path)
+    assert cursors.get("!a:x") is None  # a new room starts at the newest event
+    cursors.set("!a:x", 41)
+    cursors.set("#b:x", 7)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    again = NoticeCursors(path)
+    assert (again.get("!a:x"), again.get("#b:x")) == (41, 7)
+    path.write_text("{not json")
+    assert NoticeCursors(path).get("!a:x") is None  # unreadable: start at the newest again
