@@ -16,7 +16,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from fleet_queue.console.security import SESSION_COOKIE, SESSION_SECONDS, Guard, foreign_origin
+from fleet_queue.console.security import (
+    LOGOUT,
+    SESSION_COOKIE,
+    SESSION_SECONDS,
+    Guard,
+    foreign_origin,
+)
 from fleet_queue.console.state import console_of, templates
 
 WRONG_TOKEN = "that is not this console's token (see FLEET_HOME/run/console.token)"
@@ -73,5 +79,5 @@ def routes() -> list[Route]:
     return [
         Route("/login", login_page, methods=["GET"]),
         Route("/login", login, methods=["POST"]),
-        Route("/logout", logout, methods=["POST"]),
+        Route(LOGOUT, logout, methods=["POST"]),
     ]

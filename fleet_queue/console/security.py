@@ -44,6 +44,8 @@ from fleet_queue.settings import reveal
 REALM = "fleet board"
 ANONYMOUS = "anonymous"
 OPEN_PATHS = frozenset({"/healthz", "/login"})
+LOGOUT = "/logout"
+"""Ends the session cookie; allowed in read-only mode too (it changes nothing of the fleet)."""
 OPEN_PREFIX = "/static/"
 """The console's own stylesheet and scripts (no fleet data): the login page needs them."""
 SESSION_COOKIE = "fleet_console"
@@ -207,7 +209,7 @@ class AuthMiddleware:
         response: Response | None = None
         if actor is None:
             response = self.stranger(request)
-        elif self.guard.read_only and request.method not in READS:
+        elif self.guard.read_only and request.method not in READS and request.url.path != LOGOUT:
             response = JSONResponse({"ok": False, "message": READ_ONLY_REFUSAL}, status_code=403)
         if response is not None:
             await response(scope, receive, with_headers)

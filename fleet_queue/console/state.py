@@ -14,7 +14,7 @@ from starlette.templating import Jinja2Templates
 
 from fleet_queue.board import board_roster
 from fleet_queue.console.control import Controls
-from fleet_queue.console.security import Guard
+from fleet_queue.console.security import SESSION_COOKIE, Guard
 from fleet_queue.console.terminal import Terminal
 from fleet_queue.errors import FleetError
 
@@ -74,3 +74,5 @@ def actor_of(request: Request) -> str:
 
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.globals["session_cookie"] = SESSION_COOKIE
+"""A page offers "log out" only to a browser holding the session cookie (not to basic auth)."""

@@ -84,6 +84,12 @@ def test_token_login_in_the_browser(chromium: Any, console: ConsoleServer, slown
         assert cookie["name"] == "fleet_console"
         assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
         assert page.evaluate("document.cookie") == ""  # no script can read the session
+
+        page.click("#log-out")
+        page.wait_for_url(console.url + "/login", timeout=10_000 * slowness)
+        assert context.cookies() == []
+        page.goto(console.url + "/api/agents")
+        assert "login required" in page.content()
     finally:
         context.close()
 

@@ -4,13 +4,15 @@ on), and a write refused before any route runs: 403, one line, nothing changed."
 
 from __future__ import annotations
 
+import http.client
+import urllib.parse
 from typing import Any
 
 import pytest
 
 from fleet_queue.cards import NewCard
 from tests.console.conftest import ConsoleServer
-from tests.console.test_console_actions import act, csrf_of
+from tests.console.test_console_actions import LOGIN, act, csrf_of
 from tests.console.test_console_browser import FIRST_FRAME, wait_in_page
 
 ACTIONS = "form, button, textarea:not(.xterm-helper-textarea), #take-control"
@@ -56,3 +58,16 @@ def test_read_only_console_refuses_every_write(console: ConsoleServer) -> None:
     assert store.get("R2").status.value == "ready"
     assert [c.id for c in store.list()] == ["R2"]
     assert store.events(kind="operator") == []
+
+
+def test_read_only_console_still_logs_out(console: ConsoleServer) -> None:
+    """Logging out changes nothing of the fleet: read-only mode does not refuse it."""
+    url = urllib.parse.urlsplit(console.url)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+    try:
+        conn.request("POST", "/logout", headers={"Authorization": LOGIN, "Origin": console.url})
+        reply = conn.getresponse()
+        assert (reply.status, reply.getheader("location")) == (303, "/login")
+        assert "fleet_console=" in (reply.getheader("set-cookie") or "")  # the cookie is cleared
+    finally:
+        conn.close()
