@@ -8,10 +8,11 @@ the same loop: an adapter is a ``ChatAdapter`` and nothing else.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from fleet_queue.errors import FleetError
 
@@ -74,6 +75,22 @@ class ChatSendError(FleetError):
 
 
 OnMessage = Callable[[ChatMessage], Awaitable[None]]
+T = TypeVar("T")
+
+
+async def unless_closed(waiting: Awaitable[T], closed: asyncio.Event) -> T | None:
+    """``waiting``'s result, or None when ``closed`` is set first (``waiting`` is then
+    cancelled): how an adapter waits for its connection or its next event and still
+    ends at once on ``close``."""
+    task = asyncio.ensure_future(waiting)
+    stop = asyncio.ensure_future(closed.wait())
+    try:
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not task.done():
+            task.cancel()
+    return task.result() if task.done() and not task.cancelled() else None
 
 
 class ChatAdapter(Protocol):
