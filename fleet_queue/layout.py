@@ -18,6 +18,9 @@ RUN_DIR = "run"
 """Heartbeats, the PAUSED flag and sockets: ``FLEET_HOME/run``."""
 AGENT_SOCKET_DIR = "agent-sockets"
 """``run/agent-sockets/<tenant>.sock``: one host worker's socket per tenant (0700 dir)."""
+CONSOLE_TOKEN_FILE = "console.token"
+"""In ``FLEET_HOME/run``: the web console's login token, written at its start unless
+FLEET_BOARD_AUTH is set (``fleet up --board`` shows the login link from it)."""
 MAX_SOCKET_PATH = 104
 """sun_path is 108 bytes on Linux and 104 on macOS; stay under both."""
 

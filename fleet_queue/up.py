@@ -22,6 +22,7 @@ from fleet_queue.celery_control import wait_for_worker
 from fleet_queue.composition import open_card_store
 from fleet_queue.connector.config import connector_runs_here
 from fleet_queue.errors import FleetError
+from fleet_queue.layout import CONSOLE_TOKEN_FILE
 from fleet_queue.processes import FleetProcesses
 from fleet_queue.settings import Settings, mask_url
 from fleet_queue.up_state import UpLock, up_log_path, write_state
@@ -154,11 +155,21 @@ def child_rows(settings: Settings, processes: FleetProcesses) -> list[dict[str, 
                 "state": child.state,
                 "pid": child.pid,
                 "restarts": child.restarts,
-                "url": child.url,
+                "url": _login_link(settings, child.url) if child.name == "board" else child.url,
                 "log": str(child.log_path),
             }
         )
     return rows
+
+
+def _login_link(settings: Settings, url: str | None) -> str | None:
+    """The board's address with its login token, once the console has written it: the
+    console prints that link only to its own log, which a ``fleet up`` user never sees."""
+    try:
+        token = (settings.run_dir / CONSOLE_TOKEN_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return url
+    return f"{url.rstrip('/')}/login?token={token}" if url and token else url
 
 
 def external_broker_row(settings: Settings) -> dict[str, Any]:

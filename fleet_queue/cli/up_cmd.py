@@ -93,7 +93,7 @@ def _log_lines(settings: Settings, procs: FleetProcesses, wait: Any) -> None:
 
     def show(restarted: list[str]) -> None:
         for row in child_rows(settings, procs):
-            key = (row["state"], row["pid"], row["restarts"])
+            key = (row["state"], row["pid"], row["restarts"], row["url"])
             if seen.get(row["name"]) != key:
                 seen[row["name"]] = key
                 typer.echo(

@@ -17,6 +17,7 @@ from fleet_queue.console.control import Controls
 from fleet_queue.console.security import SESSION_COOKIE, Guard
 from fleet_queue.console.terminal import Terminal
 from fleet_queue.errors import FleetError
+from fleet_queue.layout import CONSOLE_TOKEN_FILE
 
 if TYPE_CHECKING:
     from fleet_queue.roster import Roster
@@ -26,8 +27,7 @@ if TYPE_CHECKING:
 HERE = Path(__file__).parent
 XTERM = HERE / "static" / "node_modules" / "@xterm" / "xterm"
 """Where ``scripts/console.sh`` installs xterm.js (``npm ci`` of ``static/package.json``)."""
-TOKEN_FILE = "console.token"
-"""In ``FLEET_HOME/run``: the console token, written at start unless FLEET_BOARD_AUTH is set."""
+TOKEN_FILE = CONSOLE_TOKEN_FILE
 
 TerminalFactory = Callable[["Settings", "Roster"], Terminal]
 

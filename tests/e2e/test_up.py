@@ -8,6 +8,7 @@ the fleet's home, no tmux server, no socket, no pid file.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ from fleet_queue.up_state import pid_path, read_state, running_up, state_path
 from tests.support.fleet import stub_roster
 from tests.support.poll import wait_until
 from tests.support.procs import processes_naming, unix_sockets_naming
+from tests.support.servers import free_port
 from tests.support.timing import scaled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -270,3 +272,33 @@ def test_a_killed_up_takes_its_children_with_it_and_down_stops_the_agents(
     assert down.returncode == 0, down.stdout + down.stderr
     assert "no fleet up was running" in down.stdout
     assert_nothing_left(home)  # its stale pid and state files too
+
+
+def test_detached_up_with_a_board_shows_the_board_login_link(home: Settings) -> None:
+    """The console writes its token at start and prints the link only to its own log:
+    ``fleet up --board`` shows the link, and the link logs a browser in."""
+    port = free_port()
+    started = fleet(home, "up", "-d", "--board", str(port), "--json")
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        token_file = home.run_dir / "console.token"
+        wait_until(token_file.exists, timeout=scaled(60), what="the console's token")
+        token = token_file.read_text(encoding="utf-8").strip()
+        link = f"http://127.0.0.1:{port}/login?token={token}"
+        wait_until(
+            lambda: child(home, "board").get("url") == link,
+            timeout=scaled(30),
+            what="the login link in fleet up's state",
+        )
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=scaled(10))
+        try:
+            conn.request("GET", f"/login?token={token}")
+            reply = conn.getresponse()
+            assert (reply.status, reply.getheader("location")) == (303, "/")
+            assert "fleet_console=" in (reply.getheader("set-cookie") or "")
+        finally:
+            conn.close()
+    finally:
+        down = fleet(home, "down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert_nothing_left(home)
