@@ -8,6 +8,12 @@ so a restart reads on from there and loses nothing. On the very first start the 
 from before it is not taken as new messages. Replies wait until the login is done: the
 service's pump runs beside ``run`` from the start, and after a restart it finds at once
 the delivered messages whose reply was recorded while the connector was down.
+
+A room in the roster may be named by an alias (``#fleet:example.org``): it is resolved to
+its room id once, at the login, and an alias that does not resolve stops the start with
+one line. Above this adapter a room is always the roster's own key (the alias): messages
+come in under it (so its allow-list applies to the room it names) and replies and notices
+to it go to the resolved room id.
 """
 
 from __future__ import annotations
@@ -76,6 +82,10 @@ class MatrixAdapter:
         )
         self._closed = asyncio.Event()
         self._ready = asyncio.Event()
+        self._room_ids: dict[str, str] = {room: room for room in config.rooms}
+        """The roster's room key (an id or an alias) -> the room id."""
+        self._keys: dict[str, str] = dict(self._room_ids)
+        """The room id -> the roster's key for it."""
 
     async def login(self) -> None:
         from nio import LoginError
@@ -91,7 +101,8 @@ class MatrixAdapter:
         from nio import SyncError
 
         await self.login()
-        for room in self.config.rooms:
+        await self.resolve_aliases()
+        for room in self._keys:
             await self._join(room)
         self._ready.set()
         since = self._load_since()
@@ -107,11 +118,11 @@ class MatrixAdapter:
             pause = 1.0
             for room_id, room in answer.rooms.join.items():
                 for event in room.timeline.events:
-                    message = self._message(room_id, event.source, first_start_ms)
+                    message = self._message(self.key_of(room_id), event.source, first_start_ms)
                     if message is not None:
                         await on_message(message)
             for room_id in answer.rooms.invite:
-                if room_id in self.config.rooms:
+                if self.key_of(room_id) in self.config.rooms:
                     await self._join(room_id)
             since = answer.next_batch
             self._save_since(since)
@@ -157,10 +168,33 @@ class MatrixAdapter:
         content = {"msgtype": "m.notice", "body": text}
         await self._send(room, content, f"fleet-notice-{uuid.uuid4().hex}")
 
+    async def resolve_aliases(self) -> None:
+        """Each ``#alias`` room key to its room id; an unknown alias is a ``ConfigError``."""
+        from nio import RoomResolveAliasError
+
+        for key in self.config.rooms:
+            if not key.startswith("#"):
+                continue
+            answer = await self.client.room_resolve_alias(key)
+            if isinstance(answer, RoomResolveAliasError):
+                raise ConfigError(
+                    f"roster connector.rooms: the Matrix alias {key} does not resolve"
+                    f" ({answer.message}); name an existing alias or the room id"
+                )
+            self._room_ids[key] = answer.room_id
+            del self._keys[key]
+            self._keys[answer.room_id] = key
+            log.info("matrix: room %s is %s", key, answer.room_id)
+
+    def key_of(self, room_id: str) -> str:
+        """The roster's key of a room (its alias when the roster names it so)."""
+        return self._keys.get(room_id, room_id)
+
     async def _send(self, room: str, content: dict[str, Any], tx_id: str) -> None:
         from nio import LocalProtocolError, RoomSendError
 
         await self._until_ready()
+        room = self._room_ids.get(room, room)
         try:
             answer = await self.client.room_send(room, "m.room.message", content, tx_id=tx_id)
         except LocalProtocolError as exc:  # logged out under us: the service tries again
