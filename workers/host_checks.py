@@ -8,6 +8,7 @@ anything.
 from __future__ import annotations
 
 import shutil
+import subprocess
 
 from fleet_queue.doctor import Check, fail, guarded, ok, warn
 from fleet_queue.errors import FleetError
@@ -15,6 +16,7 @@ from fleet_queue.pause import host_paused, paused_file
 from fleet_queue.roster import Roster, load_roster
 from fleet_queue.settings import Settings
 from workers.runtimes import check_launchable, launch_plan
+from workers.systemd_units import CONNECTOR_UNIT, SYSTEMCTL_TIMEOUT, user_manager_unavailable
 from workers.tmux import TmuxServer
 
 
@@ -49,6 +51,20 @@ def check_host_pause(settings: Settings) -> Check:
     if host_paused(settings):
         return warn("host pause", f"{paused_file(settings)} exists", "fleet resume on this host")
     return ok("host pause", "none")
+
+
+def connector_unit_active() -> bool | None:
+    """Whether ``fleet-connector.service`` runs; None when there is no user systemd to ask."""
+    systemctl = shutil.which("systemctl")
+    if systemctl is None or user_manager_unavailable() is not None:
+        return None
+    done = subprocess.run(
+        [systemctl, "--user", "is-active", "--quiet", CONNECTOR_UNIT],
+        capture_output=True,
+        timeout=SYSTEMCTL_TIMEOUT,
+        check=False,
+    )
+    return done.returncode == 0
 
 
 def host_checks(settings: Settings) -> list[Check]:

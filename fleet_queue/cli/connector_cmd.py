@@ -2,7 +2,8 @@
 
 ``run`` composes the service: the roster's network adapter (``fleet_queue.connector``)
 and the host layer that types and reads replies (``workers.connector_service``); the
-CLI, not ``fleet_queue``, imports ``workers``. ``status`` lists the stored messages.
+CLI, not ``fleet_queue``, imports ``workers``. ``status`` lists the stored messages;
+``check`` says whether ``run`` could start here, without contacting the network.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fleet_queue.errors import ConfigError
 from fleet_queue.roster import load_roster
 
 app = typer.Typer(help="The chat connector: people talk to the orchestrator from chat.")
+NONE_CONFIGURED = "the roster configures no chat connector (connector.kind)"
 
 
 @app.command("run")
@@ -30,7 +32,7 @@ def run(ctx: typer.Context) -> None:
     roster = load_roster(settings.effective_roster_path)
     config = chat_config(roster)
     if config is None:
-        raise ConfigError("the roster configures no chat connector (connector.kind)")
+        raise ConfigError(NONE_CONFIGURED)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from fleet_queue.connector.adapters import build_adapter
     from fleet_queue.store import CardStore
@@ -84,6 +86,31 @@ def status(
     emit(
         data, as_json, lambda: print_table(rows, ["id", "sender", "state", "turn", "text", "reply"])
     )
+
+
+@app.command("check")
+def check(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Could `run` start here: the roster's block, the network's secrets, its library.
+
+    Contacts no chat network. One line per problem; exit 1 when there is one.
+    """
+    from fleet_queue.doctor_connector import startup_checks
+
+    settings = settings_of(ctx)
+    checks = startup_checks(settings, load_roster(settings.effective_roster_path))
+    if not checks:
+        raise ConfigError(NONE_CONFIGURED)
+    problems = [c for c in checks if c.level != "ok"]
+
+    def render() -> None:
+        for c in problems:
+            typer.echo(f"{c.name}: {c.detail}" + (f"; {c.hint}" if c.hint else ""))
+        if not problems:
+            typer.echo(f"chat connector ready: {checks[0].detail}")
+
+    emit({"ok": not problems, "checks": [c.to_dict() for c in checks]}, as_json, render)
+    if problems:
+        raise typer.Exit(1)
 
 
 def register(cli: typer.Typer) -> None:

@@ -10,15 +10,19 @@ MARK = {"ok": "ok", "warn": "WARN", "fail": "FAIL"}
 
 
 def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """Check roster, store, broker, host worker, beat, pause, tmux and runtimes (read-only).
+    """Check roster, store, broker, host worker, beat, pause, tmux, runtimes and the chat
+    connector (read-only).
 
     Exit 0 when nothing failed (warnings allowed), 1 when a check failed.
     """
     from fleet_queue.doctor import fleet_checks
-    from workers.host_checks import host_checks
+    from fleet_queue.doctor_connector import connector_checks
+    from workers.host_checks import connector_unit_active, host_checks
 
     settings = settings_of(ctx)
-    checks = fleet_checks(settings) + host_checks(settings)
+    checks = fleet_checks(settings)
+    store_ok = any(c.name == "store" and c.level == "ok" for c in checks)
+    checks += connector_checks(settings, store_ok, connector_unit_active) + host_checks(settings)
     failed = [c for c in checks if c.level == "fail"]
     data = {
         "ok": not failed,
