@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from fleet_queue.cli import app as cli
-from tests.support.fleet import Fleet
+from fleet_queue.roster import parse_roster, write_roster
+from fleet_queue.settings import Settings
+from tests.support.fleet import Fleet, stub_roster
+from tests.support.servers import free_port
+from tests.support.timing import scaled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -62,3 +69,47 @@ def test_a_bare_home_fails_in_one_report_and_nothing_is_created(tmp_path: Path) 
     assert "fleet init" in checks["roster"]["detail"]
     assert "fleet up" in checks["broker"]["hint"]
     assert sorted(p.name for p in home.iterdir()) == []  # read-only: no store, no run/
+
+
+def test_doctor_sees_the_connector_a_real_fleet_up_runs(settings: Settings) -> None:
+    """``fleet up -d`` with a connector block starts ``fleet connector run`` as its child;
+    the doctor finds it there (running, or restarting: its homeserver is a closed port)."""
+    roster = stub_roster([("a0", "orchestrator"), ("e0", "enhancer")])
+    roster["connector"] = {
+        "kind": "matrix",
+        "homeserver": f"http://127.0.0.1:{free_port()}",  # nothing listens: no login
+        "user_id": "@fleet:localhost",
+        "rooms": {"!room:localhost": {"allow": ["@alice:localhost"]}},
+    }
+    write_roster(parse_roster(roster, "test roster"), settings.effective_roster_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
+    env.update(
+        FLEET_HOME=str(settings.home),
+        FLEET_HOST=settings.host,
+        FLEET_TMUX_SOCKET=settings.tmux_socket,
+        FLEET_MATRIX_PASSWORD="pw",
+    )
+
+    def fleet(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "fleet_queue", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=scaled(150),
+        )
+
+    started = fleet("up", "-d", "--json")
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert "connector" in [c["name"] for c in json.loads(started.stdout)["children"]]
+        report = json.loads(fleet("doctor", "--json").stdout)
+    finally:
+        down = fleet("down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    checks = {c["name"]: c for c in report["checks"]}
+    for name in ("connector", "connector library", "connector secrets", "chat backlog"):
+        assert checks[name]["level"] == "ok", checks[name]
+    running = checks["connector running"]
+    assert "under fleet up (pid " in running["detail"], running
+    assert running["level"] == ("ok" if running["detail"].startswith("under") else "warn")
