@@ -120,7 +120,9 @@ def test_slack_round_trip_busy_queue_strangers_and_restart(
         for ts in (first, second, third, fourth):
             assert sum(asked[ts] in t for t in typed) == 1
         assert not any("mallory" in t for t in typed)
-        assert f"refused a slack message from {MALLORY} in {CHANNEL}" in log.read_text()
+        text = log.read_text()
+        assert f"refused a slack message from {MALLORY} in {CHANNEL}" in text
+        assert BOT_TOKEN not in text and APP_TOKEN not in text
         first_reply = next(
             r["t"] for r in stub_records(settings, "reply") if asked[first] in r["text"]
         )
