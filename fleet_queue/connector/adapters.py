@@ -26,10 +26,10 @@ def build_adapter(config: ChatConfig, settings: Settings) -> ChatAdapter:
     its library is not installed (the ``chat`` extra)."""
     if config.kind not in NETWORKS:
         raise ConfigError(f"roster connector.kind: {config.kind!r} has no adapter")
-    try:
+    try:  # an adapter may import its network's library only when it is built
         found = importlib.import_module(f"fleet_queue.connector.{config.kind}")
+        return cast(_AdapterModule, found).build(config, settings)
     except ImportError as exc:
         raise ConfigError(
             f"the {config.kind} connector cannot load ({exc}); install fleet-queue[chat]"
         ) from None
-    return cast(_AdapterModule, found).build(config, settings)

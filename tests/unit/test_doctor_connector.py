@@ -14,7 +14,9 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
+from fleet_queue.connector.adapters import build_adapter
 from fleet_queue.connector.base import ChatMessage
+from fleet_queue.connector.config import chat_config
 from fleet_queue.doctor_connector import (
     QUEUED_LONG,
     backlog_problems,
@@ -22,6 +24,7 @@ from fleet_queue.doctor_connector import (
     check_running,
     connector_checks,
 )
+from fleet_queue.errors import ConfigError
 from fleet_queue.roster import Roster, load_roster
 from fleet_queue.settings import Settings
 from fleet_queue.store import CardStore
@@ -125,6 +128,19 @@ def test_a_missing_library_fails_its_line(
     assert level == "fail" and "the matrix connector cannot load" in detail
     assert "fleet-queue[chat]" in hint
     assert found["connector secrets"][0] == "ok"  # the secrets are there; nothing built
+
+
+def test_a_missing_library_is_one_line_when_the_connector_starts(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``fleet connector run`` builds the adapter, which imports its library only then."""
+    write_roster(settings.home, MATRIX)
+    monkeypatch.setitem(sys.modules, "nio", None)
+    token = settings.model_copy(update={"matrix_token": SecretStr("syt_x")})
+    config = chat_config(load_roster(token.effective_roster_path))
+    assert config is not None
+    with pytest.raises(ConfigError, match="the matrix connector cannot load"):
+        build_adapter(config, token)
 
 
 @pytest.fixture
