@@ -36,7 +36,8 @@ BOT_TOKEN = "xoxb-1-fleet-test"
 APP_TOKEN = "xapp-1-A1-fleet-test"
 BOT_USER, BOT_ID, TEAM, APP = "UFLEETBOT", "BFLEETBOT", "T0FLEET", "A0FLEET"
 PAGE = 100
-"""Replies per page of conversations.replies when the caller names no limit."""
+"""Replies per page of conversations.replies when the caller names no limit: small, so
+a test's long thread takes the cursor (Slack may page later; a client follows either)."""
 
 
 @dataclass

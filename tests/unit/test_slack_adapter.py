@@ -22,7 +22,7 @@ from fleet_queue.connector.base import ChatMessage, ChatRecord, ChatSendError, C
 from fleet_queue.connector.config import ChatConfig, RoomConfig
 from fleet_queue.connector.slack import SlackAdapter
 from fleet_queue.errors import ConfigError
-from tests.support.slack_api import APP_TOKEN, BOT_TOKEN, SlackServer, slack_server
+from tests.support.slack_api import APP_TOKEN, BOT_TOKEN, PAGE, SlackServer, slack_server
 
 CHANNEL, ALICE = "C0FLEET", "U0ALICE"
 WAIT = 20.0
@@ -177,6 +177,25 @@ def test_a_reply_sent_again_by_a_restarted_connector_is_posted_once(
             "the answer", "another answer",
         ]  # fmt: skip
         await second.stop()
+
+    in_own_loop(scenario)
+
+
+def test_our_reply_deep_in_a_long_thread_is_found_on_a_later_page(slack: SlackServer) -> None:
+    async def scenario() -> None:
+        run = Running(adapter(slack))
+        await until(lambda: slack.state.connections == 1, "the connection")
+        root = slack.say(CHANNEL, ALICE, "start a long thread")
+        for n in range(PAGE + 10):
+            slack.say(CHANNEL, ALICE, f"chatter {n}", thread_ts=root)
+        await until(lambda: len(run.got) == PAGE + 11, "the thread")
+        asked = record(run.got[0], chat_id=3)
+        await run.bot.reply(asked, "the answer")
+        await run.bot.reply(asked, "the answer")  # sent again: found past the first page
+        assert [m["text"] for m in slack.bot_messages(CHANNEL)] == ["the answer"]
+        pages = [a for m, a in slack.state.calls if m == "conversations.replies"]
+        assert any(a.get("cursor") for a in pages)
+        await run.stop()
 
     in_own_loop(scenario)
 
