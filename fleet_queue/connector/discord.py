@@ -6,8 +6,8 @@ channel's history after the last message it handed on; that cursor is kept per c
 in ``run/chat/discord.json`` (0600) and moved only after ``on_message`` returned (the
 message is stored by then). On the very first start the channels' earlier history is
 not taken as new messages. Gateway messages and the catch-up go through one queue, so
-messages are handed on one at a time, in order; a message seen twice (live and in the
-catch-up) is stored once by the service.
+messages are handed on one at a time, in order; a message that comes both live and in
+the catch-up is handed on once (and the service would store it once anyway).
 
 A reply is exactly once across restarts in two ways: before posting, the channel is
 read for the bot's own replies to the asking message (a reply posted just before a
@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,8 @@ MAX_CONTENT = 2000
 REPLY_LOOKBACK = 500
 """Messages after the asking one read for a reply already posted (before a crash)."""
 RETRY_MAX = 30.0
+SEEN_KEPT = 1000
+"""Message ids remembered as handed on: one said during a catch-up comes both ways."""
 CATCH_UP = None
 """The marker queued when the gateway (re)connects: read the channels' history first."""
 SENDING_ERRORS = (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError)
@@ -114,6 +117,7 @@ class DiscordAdapter:
         self.client.event(self.on_resumed)
         self._inbox: asyncio.Queue[discord.Message | None] = asyncio.Queue()
         self._cursor: dict[int, int] = {}
+        self._seen: OrderedDict[int, None] = OrderedDict()
         self._closed = asyncio.Event()
         self._ready = asyncio.Event()
 
@@ -199,9 +203,14 @@ class DiscordAdapter:
             pause = min(pause * 2, RETRY_MAX)
 
     async def _take(self, message: discord.Message, on_message: OnMessage) -> None:
+        if message.id in self._seen:
+            return  # live and in the catch-up both
         chat = self._message(message)
         if chat is not None:
             await on_message(chat)
+        self._seen[message.id] = None
+        if len(self._seen) > SEEN_KEPT:
+            self._seen.popitem(last=False)
         channel = message.channel.id
         if channel in self._cursor and message.id > self._cursor[channel]:
             self._cursor[channel] = message.id

@@ -91,6 +91,7 @@ class DiscordAPI:
         self.posts = 0
         """Every accepted POST of a message by the bot, repeats answered by nonce included."""
         self.identified = 0
+        self.refusing = False
         self.loop = asyncio.new_event_loop()
         self.port = 0
 
@@ -133,11 +134,17 @@ class DiscordAPI:
         """Gateway sessions that identified and are still open."""
         return self._call(lambda: sum(1 for s in self._sessions if s.intents is not None))
 
-    def drop_gateway(self) -> None:
-        """Close every gateway connection (as Discord does now and then): the bot must
-        reconnect, and catch up on what was said in between."""
-        future = asyncio.run_coroutine_threadsafe(self._drop(), self.loop)
-        future.result(10)
+    @contextmanager
+    def gateway_down(self) -> Iterator[None]:
+        """The gateway closes every connection (as Discord does now and then) and refuses
+        new ones until the block ends: the bot reconnects after it, and must catch up on
+        what was said in between."""
+        self.refusing = True
+        asyncio.run_coroutine_threadsafe(self._drop(), self.loop).result(10)
+        try:
+            yield
+        finally:
+            self.refusing = False
 
     def connector_block(self, channel: int, allow: list[DiscordUser]) -> dict[str, Any]:
         return {
@@ -322,7 +329,9 @@ class DiscordAPI:
 
     # -- the gateway --------------------------------------------------------------------
 
-    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+    async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        if self.refusing:
+            return _error(503, "503: Service Unavailable")
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         session = _Session(ws)
