@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from fleet_queue.connector.base import ChatState
+from fleet_queue.connector.base import ChatRecord, ChatState
 from fleet_queue.model_double import ModelDouble, RecordedRequest, Reply
 from fleet_queue.roster import parse_roster, write_roster
 from fleet_queue.settings import Settings
@@ -27,7 +27,7 @@ from tests.e2e.test_chat_matrix import BOT_PASSWORD, bot_replies, connector
 from tests.runtimes.conftest import runtime_binary
 from tests.runtimes.test_real_e2e import KEY_REF, _env_for_panes
 from tests.support.poll import wait_until
-from tests.support.synapse import Synapse, synapse  # noqa: F401
+from tests.support.synapse import MatrixUser, Synapse, synapse  # noqa: F401
 from tests.support.timing import scaled
 from workers import evidence
 from workers.heartbeat import read_heartbeat
@@ -62,6 +62,25 @@ def orchestrator(double: ModelDouble, workdir: Path) -> dict[str, Any]:
         "working_directory": str(workdir),
         "env": env,
     }
+
+
+def assert_answered_once(
+    double: ModelDouble, op: MatrixUser, room: str, bot_id: str, record: ChatRecord
+) -> str:
+    """The double got ``ASKED`` byte for byte inside the labelled delivery, and the room got
+    the model's own ``ANSWER`` (no rendering, no wrapping) once, threaded; the label."""
+    label = f"[from matrix {op.user_id} #{record.turn_id}] "
+    received = [r.last_user_text() for r in double.main_turns() if ASKED in r.last_user_text()]
+    assert received == [label + ASKED]
+    assert record.prompt_sha == evidence.sha256(label + ASKED)
+    got = bot_replies(op, room, bot_id)[record.event_id]
+    assert len(got) == 1, got
+    content = got[0]["content"]
+    assert content["body"] == ANSWER
+    assert content["m.relates_to"]["rel_type"] == "m.thread"
+    assert content["m.relates_to"]["event_id"] == record.event_id
+    assert record.state == ChatState.ANSWERED and record.reply == ANSWER
+    return label
 
 
 def test_a_matrix_message_to_real_claude_code_is_answered_once_from_its_own_record(
@@ -117,20 +136,8 @@ def test_a_matrix_message_to_real_claude_code_is_answered_once_from_its_own_reco
             store.close()
             stop_agents(settings, roster, ["orch"])
 
-    # the double got the person's text byte for byte, inside the labelled delivery
-    label = f"[from matrix {op.user_id} #{record.turn_id}] "
-    received = [r.last_user_text() for r in double.main_turns() if ASKED in r.last_user_text()]
-    assert received == [label + ASKED]
-    assert record.prompt_sha == evidence.sha256(label + ASKED)
-    # the reply: the model's own text, exactly (no rendering, no wrapping), once, threaded
-    got = bot_replies(op, room, bot_id)[asked]
-    assert len(got) == 1, got
-    content = got[0]["content"]
-    assert content["body"] == ANSWER
-    assert content["m.relates_to"]["rel_type"] == "m.thread"
-    assert content["m.relates_to"]["event_id"] == asked
+    assert_answered_once(double, op, room, bot_id, record)
     assert len([e for e in op.messages(room) if e["sender"] == bot_id]) == 1
-    assert record.state == ChatState.ANSWERED and record.reply == ANSWER
     # read from Claude Code's record: its Stop hook named the transcript that holds the turn
     ends = [json.loads(line) for line in turns]
     assert [e["event"] for e in ends] == ["Stop"], ends

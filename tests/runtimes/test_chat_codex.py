@@ -17,14 +17,13 @@ from typing import Any
 
 import pytest
 
-from fleet_queue.connector.base import ChatState
 from fleet_queue.model_double import ModelDouble, RecordedRequest, Reply
 from fleet_queue.roster import parse_roster, write_roster
 from fleet_queue.settings import Settings
 from fleet_queue.store import CardStore
 from tests.e2e.test_chat_matrix import BOT_PASSWORD, bot_replies, connector
 from tests.runtimes.conftest import runtime_binary
-from tests.runtimes.test_chat_claude import ANSWER, ASKED
+from tests.runtimes.test_chat_claude import ANSWER, ASKED, assert_answered_once
 from tests.runtimes.test_real_e2e import CODEX_MODEL, KEY_REF, _env_for_panes
 from tests.support.poll import wait_until
 from tests.support.synapse import Synapse, synapse  # noqa: F401
@@ -129,22 +128,10 @@ def test_a_matrix_message_to_real_codex_is_answered_once_from_its_rollout(
             store.close()
             stop_agents(settings, roster, ["orch"])
 
-    # the double got the person's text byte for byte, inside the labelled delivery
-    label = f"[from matrix {op.user_id} #{record.turn_id}] "
-    received = [r.last_user_text() for r in double.main_turns() if ASKED in r.last_user_text()]
-    assert received == [label + ASKED]
-    assert record.prompt_sha == evidence.sha256(label + ASKED)
-    # the reply: the model's own text, exactly (no rendering, no wrapping), once, threaded
-    got = bot_replies(op, room, bot_id)[asked]
-    assert len(got) == 1, got
-    content = got[0]["content"]
-    assert content["body"] == ANSWER
-    assert content["m.relates_to"]["rel_type"] == "m.thread"
-    assert content["m.relates_to"]["event_id"] == asked
+    label = assert_answered_once(double, op, room, bot_id, record)
     second = bot_replies(op, room, bot_id)[again]
     assert [e["content"]["body"] for e in second] == [AGAIN_ANSWER]
     assert len([e for e in op.messages(room) if e["sender"] == bot_id]) == 2
-    assert record.state == ChatState.ANSWERED and record.reply == ANSWER
     # read from Codex's record: its rollout holds the prompt and the turn's task_complete
     assert rollout is not None
     entries = evidence.rollout_entries(rollout)
