@@ -14,8 +14,16 @@ from fleet_queue.cards import Card, CardStatus, Event, EventKind, epoch_to_datet
 from fleet_queue.errors import UsageError
 from fleet_queue.fleet_status import AgentStatus, PauseState
 from fleet_queue.store import rules
-from fleet_queue.store.read_statements import BOARD_LANES, CLAIMED, READY, STATS_BY_STATUS
+from fleet_queue.store.read_statements import (
+    BOARD_LANES,
+    CLAIMED,
+    LANE_DEPTH,
+    LANES_WITH_CARDS,
+    READY,
+    STATS_BY_STATUS,
+)
 from fleet_queue.store.rows import agent_from_row, card_from_row, event_from_row
+from fleet_queue.store.tables import agents as agent_table
 from fleet_queue.store.transactions import StoreBase
 
 
@@ -24,11 +32,13 @@ class TickView:
     """One snapshot of what the supervisor tick decides from (see ``CardStore.tick_view``)."""
 
     pause: PauseState
-    statuses: list[AgentStatus]
     now: datetime
     leased: set[str]
     held: dict[str, str] = field(default_factory=dict)
     """Agents paused by name, with who paused them and why (``paused_agents``)."""
+    lanes: dict[str, int] = field(default_factory=dict)
+    """Claim lanes holding a claimable card (``cards.route``), with how many: counted up to
+    the tick's cap for a class's or everyone's lane, 1 for an agent's own (it takes one)."""
 
 
 @dataclass(frozen=True)
@@ -63,25 +73,42 @@ class ReadModels(StoreBase):
     def _lease_owners(self, conn: Connection) -> set[str]:
         return {owner for owner in conn.execute(self.sql.lease_owners()).scalars() if owner}
 
-    def tick_view(self) -> TickView:
-        """What a supervisor tick reads before it claims, in one read transaction.
+    def tick_view(self, cap: int) -> TickView:
+        """What a supervisor tick reads before it chooses agents, in one read transaction.
 
-        Pause flag, agent rows, database clock and lease owners from one snapshot: one
-        connection checkout and one BEGIN instead of four (the tick's fixed cost).
+        Pause flag, database clock, lease owners, agents paused by name and the lanes with
+        claimable cards (a shared lane counted up to ``cap``, the most agents that could
+        take from it) from one snapshot. No agent row: the tick reads those it needs
+        (``tick_agents``), and none when no lane has work, the usual nudged tick.
         """
         with self._read() as conn:
             pause = self._pause_state(conn)
             if pause.paused:
-                return TickView(pause, [], self._clock(conn), set())
-            rows = conn.execute(self.sql.agent_rows(None)).mappings()
-            statuses = [agent_from_row(row) for row in rows]
+                return TickView(pause, self._clock(conn), set())
+            params = {"tenant": self.tenant}
+            lanes = {route: 1 for route in conn.execute(LANES_WITH_CARDS, params).scalars()}
+            for route in lanes:
+                if not route.startswith("a:"):  # a class's or everyone's: how deep
+                    depth = conn.execute(LANE_DEPTH, {**params, "route": route, "cap": cap})
+                    lanes[route] = int(depth.scalar_one())
+            if not lanes:
+                return TickView(pause, self._clock(conn), set())
             return TickView(
                 pause,
-                statuses,
                 self._clock(conn),
                 self._lease_owners(conn),
                 self._agent_holds(conn),
+                lanes,
             )
+
+    def tick_agents(self, names: Sequence[str]) -> list[AgentStatus]:
+        """The status rows of these agents only (every host's): a tick with one card to
+        give reads a handful of rows, not the whole fleet's."""
+        if not names:
+            return []
+        stmt = self.sql.agent_rows(None).where(self.sql.in_(agent_table.c.agent, list(names)))
+        with self._read() as conn:
+            return [agent_from_row(row) for row in conn.execute(stmt).mappings()]
 
     def paused_agents(self) -> dict[str, str]:
         """Agents paused by name (``fleet agent pause``): name -> ``by <actor>: <reason>``."""

@@ -40,6 +40,23 @@ STATS_BY_STATUS = (
     .group_by(cards.c.status)
 )
 
+# The claim lanes that hold a claimable card: a skip scan of ix_cards_claim (one index probe
+# per lane, whatever the number of ready cards), the same text on both backends.
+_CLAIMABLE = "tenant_id = :tenant AND status = 'ready' AND unmet_deps = 0"
+LANES_WITH_CARDS = sa.text(
+    "WITH RECURSIVE lanes(route) AS ("
+    f" SELECT (SELECT route FROM cards WHERE {_CLAIMABLE} ORDER BY route LIMIT 1)"
+    " UNION ALL"
+    f" SELECT (SELECT route FROM cards WHERE {_CLAIMABLE} AND route > lanes.route"
+    " ORDER BY route LIMIT 1) FROM lanes WHERE lanes.route IS NOT NULL"
+    ") SELECT route FROM lanes WHERE route IS NOT NULL"
+)
+# How many claimable cards one lane holds, counted no further than ``cap``.
+LANE_DEPTH = sa.text(
+    f"SELECT count(*) FROM (SELECT 1 FROM cards WHERE {_CLAIMABLE} AND route = :route"
+    " LIMIT :cap) AS lane"
+)
+
 BOARD_LANES = ("ready", "waiting", "claimed", "delivered", "blocked", "done", "failed")
 """The board's columns: ``ready`` is claimable now, ``waiting`` has unfinished dependencies;
 ``claimed`` is leased but not yet typed into the pane, ``delivered`` is typed."""
