@@ -175,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print_table(figures)
+    if "scale" in chosen and not args.quick:  # the growth plot for docs/benchmarks.md
+        from bench.scale_plot import main as scale_plot
+
+        scale_plot([str(out)])
     print(f"wrote {out} ({report['seconds']['total']} s)")
     return 0
 

@@ -1,13 +1,16 @@
-"""(i) Scale: 1,000 agents over 10 host workers, beside 10 agents on one, in the same run.
+"""(i) Scale: 10 → 100 → 1,000 agents (1, 1 and 10 host workers), all in the same run.
 
     python -m bench.scale_bench [--quick]          # or: python -m bench --only scale
 
 The fleet is ``bench.scale_fleet``: real Celery host workers (one process per simulated
 host, each its own tmux server), one Redis, one PostgreSQL, line-reading ``bash``
-panes. Measured:
+panes. Each size is its own fleet, started and stopped in turn; the 10-agent one is
+the baseline. Measured at every size (``growth`` in the JSON, drawn by
+``bench.scale_plot``):
 
 - enqueue → text in a pane, one card at a time into a fleet of idle agents (the pane's
-  own receive time), p50 and p99, at the small fleet (baseline) and the large one;
+  own receive time), p50 and p99, and enqueue → claimed (the nudge and the tick);
+- the supervisor tick as the fleet ran it (the workers' log: ticks that claimed a card);
 - broker and store load per card in that phase (Redis commands, PostgreSQL commits,
   the status rounds included) and the status round's time per agent (the workers' log);
 - host worker RSS (median over hosts) beside a bare Celery worker's, same Redis;
@@ -16,7 +19,7 @@ panes. Measured:
   available (fresh status rows), and the claims per second inside that tick; and at
   all agents of which only 10 are available (the rest working): a busy fleet's tick.
 
-``--quick``: 2 hosts, 20 agents, 2,000 ready cards, under a minute.
+``--quick``: 4, 10 and 20 agents (1, 1, 2 hosts), 2,000 ready cards, about a minute.
 """
 
 from __future__ import annotations
@@ -49,37 +52,71 @@ QUIET = 0.6
 """Dispatch types into a line reader's pane only 0.5 s after its last output; the next card
 goes to the same agent (first in the claim order), so each sample waits this long."""
 STATUS_LOG = re.compile(r"fleet\.collect_host_status\[[^\]]+\] succeeded in ([0-9.]+)s")
+TICK_LOG = re.compile(r"fleet\.supervisor_tick\[[^\]]+\] succeeded in ([0-9.]+)s: (.*)")
 
 
 @dataclass
 class Params:
-    small: tuple[int, int] = (1, 10)
-    """(hosts, agents) of the baseline fleet."""
-    large: tuple[int, int] = (10, 1000)
+    sizes: tuple[tuple[int, int], ...] = ((1, 10), (1, 100), (10, 1000))
+    """(hosts, agents) of each fleet, smallest first: the first is the baseline."""
+    samples: tuple[int, ...] = (20, 40, 60)
+    """Latency samples at each size."""
     ready: int = 100_000
-    ticks: tuple[tuple[int, int], ...] = ((10, 10), (100, 100), (1000, 1000), (1000, 10))
+    ticks: tuple[tuple[int, int], ...] = (
+        (10, 10), (100, 100), (1000, 1000), (100, 10), (1000, 10)
+    )  # fmt: skip
     """(agents with fresh status rows, of them available): all free, then a busy fleet."""
     tick_reps: int = 5
-    samples_small: int = 20
-    samples_large: int = 60
+
+    @property
+    def small(self) -> tuple[int, int]:
+        return self.sizes[0]
+
+    @property
+    def large(self) -> tuple[int, int]:
+        return self.sizes[-1]
 
     @classmethod
     def quick(cls) -> Params:
         return cls(
-            small=(1, 4), large=(2, 20), ready=2_000, ticks=((4, 4), (20, 20), (20, 4)),
-            tick_reps=2,
-            samples_small=5, samples_large=10,
+            sizes=((1, 4), (1, 10), (2, 20)), samples=(5, 5, 10), ready=2_000,
+            ticks=((4, 4), (10, 10), (20, 20), (20, 4)), tick_reps=2,
         )  # fmt: skip
 
 
 @dataclass
 class FleetRun:
+    hosts: int
+    agents: int
     latencies: list[float]
     to_claim: list[float]
     rss: list[float]
     redis_per_card: float
     commits_per_card: float
     status_ms_per_agent: float | None
+    fleet_ticks: list[float]
+    """ms of each supervisor tick that claimed a card, as the workers ran it (their log)."""
+
+    def growth(self, ticks: Ticks) -> dict[str, Any]:
+        """This size's row of the growth table (``bench.scale_plot`` draws it)."""
+        free = ticks.get((self.agents, self.agents))
+        busy = ticks.get((self.agents, 10)) or (free if self.agents <= 10 else None)
+        ordered = sorted(self.latencies)
+        return {
+            "hosts": self.hosts,
+            "agents": self.agents,
+            "p50_ms": median(ordered),
+            "p99_ms": percentile(ordered, 0.99),
+            "to_claim_p50_ms": median(self.to_claim),
+            "fleet_tick_ms": median(self.fleet_ticks) if self.fleet_ticks else None,
+            "tick_all_free_ms": median(free[0]) if free else None,
+            "claims_per_s": median(free[1]) if free else None,
+            "tick_10_free_ms": median(busy[0]) if busy else None,
+            "status_round_ms_per_agent": self.status_ms_per_agent,
+            "redis_commands_per_card": self.redis_per_card,
+            "pg_commits_per_card": self.commits_per_card,
+            "rss_mib": median(self.rss),
+        }
 
 
 def latencies(
@@ -129,6 +166,17 @@ def status_ms_per_agent(fleet: ScaleFleet) -> float | None:
     return median(per_agent) if per_agent else None
 
 
+def claiming_ticks(fleet: ScaleFleet) -> list[float]:
+    """ms of every supervisor tick in the workers' logs that claimed a card."""
+    out = []
+    for host in fleet.hosts:
+        log = host.settings.home / "logs" / "worker.log"
+        for seconds, result in TICK_LOG.findall(log.read_text(errors="replace")):
+            if "'claimed': ['" in result:
+                out.append(1000 * float(seconds))
+    return out
+
+
 def measure_fleet(
     root: Path, broker: str, db: str, hosts: int, agents: int, samples: int, prefix: str
 ) -> tuple[FleetRun, ScaleFleet | None]:
@@ -141,8 +189,9 @@ def measure_fleet(
         lat = latencies(fleet, prefix, samples, to_claim)
         r1, c1 = redis_commands(client), commits(db)
         run = FleetRun(
-            lat, to_claim, rss, (r1 - r0) / samples, (c1 - c0) / samples, status_ms_per_agent(fleet)
-        )
+            hosts, agents, lat, to_claim, rss, (r1 - r0) / samples, (c1 - c0) / samples,
+            status_ms_per_agent(fleet), claiming_ticks(fleet),
+        )  # fmt: skip
         return run, fleet
 
 
@@ -198,15 +247,15 @@ def run(quick: bool = False) -> list[Figure]:
         with bare_worker(srv.url, root / "logs") as bare:
             bare_drain(srv.url, 200)
             bare_rss = tree_rss_mib(bare.pid)
-        small, _ = measure_fleet(
-            root / "small", srv.url, pg.create_database("small"), *p.small, p.samples_small, "s"
-        )
-        large_db = pg.create_database("large")
-        hosts, agents = p.large
-        large, fleet = measure_fleet(
-            root / "large", srv.url, large_db, hosts, agents, p.samples_large, "l"
-        )
-        assert fleet is not None
+        runs: list[FleetRun] = []
+        fleet: ScaleFleet | None = None
+        for n, ((hosts, agents), samples) in enumerate(zip(p.sizes, p.samples, strict=True)):
+            name = f"f{agents}"
+            run_n, fleet = measure_fleet(
+                root / name, srv.url, pg.create_database(name), hosts, agents, samples, f"s{n}"
+            )
+            runs.append(run_n)
+        assert fleet is not None  # the largest, its workers stopped: the tick has the machine
         from fleet_queue.composition import open_card_store
 
         fleet.store = open_card_store(fleet.hosts[0].settings, on_change=lambda _kinds: None)
@@ -214,16 +263,11 @@ def run(quick: bool = False) -> list[Figure]:
             ticks = tick_samples(fleet, p)
         finally:
             fleet.store.close()
-    return figures(p, small, large, ticks, bare_rss)
+    return figures(p, runs, ticks, bare_rss)
 
 
-def figures(
-    p: Params,
-    small: FleetRun,
-    large: FleetRun,
-    ticks: Ticks,
-    bare_rss: float,
-) -> list[Figure]:
+def figures(p: Params, runs: list[FleetRun], ticks: Ticks, bare_rss: float) -> list[Figure]:
+    small, large = runs[0], runs[-1]
     sh, sa = p.small
     lh, la = p.large
     where = f"{la:,} agents over {lh} hosts"
@@ -241,6 +285,8 @@ def figures(
         "baseline_pg_commits_per_card": small.commits_per_card,
         "status_round_ms_per_agent": large.status_ms_per_agent,
         "baseline_status_round_ms_per_agent": small.status_ms_per_agent,
+        "growth": [r.growth(ticks) for r in runs],
+        "bare_rss_mib": bare_rss,
     }
     out = [
         Figure(
@@ -255,6 +301,15 @@ def figures(
             extra={"samples": large.rss, "small_fleet_rss": small.rss},
         ),
     ]  # fmt: skip
+    for mid in runs[1:-1]:
+        out.append(
+            Figure(
+                "scale", f"(i) enqueue → pane latency p50, {mid.agents:,} agents over "
+                f"{mid.hosts} host{'s' if mid.hosts > 1 else ''}", "ms",
+                Stats.of(mid.latencies), f"p50 at {base_where}", Stats.of(small.latencies),
+                higher_is_better=False, extra={"samples": mid.latencies},
+            )
+        )  # fmt: skip
     first = p.ticks[0]
     base_ms = Stats.of(ticks[first][0])
     for (count, free), (ms, rates) in ticks.items():
