@@ -14,8 +14,9 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +27,23 @@ from fleet_queue.connector.notices import NOTICE_GAP, NoticeCursors, cursor_path
 from fleet_queue.roster import parse_roster, write_roster
 from fleet_queue.settings import Settings
 from fleet_queue.store import CardStore
-from tests.e2e.test_chat_matrix import BOT_PASSWORD, alive, bot_replies, connector
+from tests.e2e.test_chat_matrix import BOT_PASSWORD, bot_replies
+from tests.support import chat_e2e
+from tests.support.chat_e2e import alive, explained, start_stub_orchestrator
 from tests.support.poll import wait_until
 from tests.support.synapse import MatrixUser, Synapse, synapse  # noqa: F401
 from tests.support.timing import scaled
-from workers.sessions import start_agents
 
 pytestmark = [pytest.mark.tmux]
 
 BURST = 20
+SECRET = {"FLEET_MATRIX_PASSWORD": BOT_PASSWORD}
+
+
+@contextmanager
+def connector(settings: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with chat_e2e.connector(settings, log, SECRET) as proc:
+        yield proc
 
 
 def notices(user: MatrixUser, room: str, bot: str) -> list[str]:
@@ -83,29 +92,14 @@ def test_notices_once_each_to_a_room_named_by_its_alias_across_a_restart(
     alias, room_id = alias_room(op, f"notices{tag}", [bot_id])
     block = synapse.connector_block(bot_id, alias, [op.user_id])
     block["rooms"][alias]["notices"] = True
-    roster = parse_roster(
-        {
-            "preset": "minimal",
-            "agents": [
-                {
-                    "name": "orch",
-                    "runtime": "stub",
-                    "class": "orchestrator",
-                    "env": {"FLEET_STUB_REPLY_WORK": "0.2"},
-                }
-            ],
-            "connector": block,
-        }
-    )
-    write_roster(roster, settings.effective_roster_path)
-    start_agents(settings, roster, ["orch"])
+    start_stub_orchestrator(settings, block, work=0.2)
     store = CardStore.from_settings(settings)
     fail_card(store, "OLD-1", "before the connector ever ran")  # history: never told
     cursors = cursor_path(settings.run_dir, "matrix")
     log = tmp_path / "connector.log"
     wait = scaled(60)
     try:
-        with connector(settings, log) as proc:
+        with explained(settings, store, log), connector(settings, log) as proc:
             wait_until(lambda: bot_id in op.joined(room_id), wait, what="the bot joined")
             wait_until(lambda: alive(proc) and cursors.exists(), wait, what="the notice cursor")
             # The alias's room is the room whose allow-list applies: alice is answered there.
@@ -133,7 +127,7 @@ def test_notices_once_each_to_a_room_named_by_its_alias_across_a_restart(
         assert failures_told(burst, "B") == BURST, burst
         # One message per NOTICE_GAP at most: the burst is one (two if a look fell inside it).
         assert len(burst) <= 2 + int(burst_took // NOTICE_GAP), burst
-        with connector(settings, log) as again:
+        with explained(settings, store, log), connector(settings, log) as again:
             store.resume(by="alice")
             wait_until(
                 lambda: alive(again)
@@ -141,9 +135,6 @@ def test_notices_once_each_to_a_room_named_by_its_alias_across_a_restart(
                 wait, what="the resume told after the restart",
             )  # fmt: skip
             time.sleep(scaled(2))  # a repeat would come now, if at all
-    except AssertionError:
-        print("--- connector.log ---", log.read_text(errors="replace") if log.exists() else "")
-        raise
     finally:
         store.close()
     bodies = notices(op, room_id, bot_id)
@@ -160,6 +151,7 @@ def test_notices_once_each_to_a_room_named_by_its_alias_across_a_restart(
 def test_an_alias_that_does_not_resolve_stops_the_start_with_one_line(
     synapse: Synapse,  # noqa: F811
     settings: Settings,
+    tmp_path: Path,
 ) -> None:
     tag = os.urandom(3).hex()
     bot_id = synapse.register(f"fleet{tag}", BOT_PASSWORD)
@@ -173,18 +165,10 @@ def test_an_alias_that_does_not_resolve_stops_the_start_with_one_line(
         }
     )
     write_roster(roster, settings.effective_roster_path)
-    env = {
-        **os.environ,
-        "FLEET_HOME": str(settings.home),
-        "FLEET_TMUX_SOCKET": settings.tmux_socket,
-        "FLEET_HOST": settings.host,
-        "FLEET_MATRIX_PASSWORD": BOT_PASSWORD,
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "fleet_queue", "connector", "run"],
-        env=env, capture_output=True, text=True, timeout=scaled(60),
-    )  # fmt: skip
-    assert done.returncode == 2, done.stderr
-    errors = [line for line in done.stderr.splitlines() if missing in line]
-    assert len(errors) == 1, done.stderr
+    log = tmp_path / "connector.log"
+    with connector(settings, log) as proc:
+        proc.wait(timeout=scaled(60))
+    assert proc.returncode == 2, log.read_text()
+    errors = [line for line in log.read_text().splitlines() if missing in line]
+    assert len(errors) == 1, log.read_text()
     assert "does not resolve" in errors[0]
