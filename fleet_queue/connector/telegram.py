@@ -46,6 +46,9 @@ POLL_TIMEOUT = 30
 RETRY_MAX = 30.0
 TEXT_MAX = 4096
 """Telegram's longest message (UTF-16 code units); a longer reply goes in several."""
+SEND_READ_TIMEOUT = 20.0
+"""Seconds a send waits for Telegram's answer (PTB's default is 5): a reply posted but
+answered late would count as failed and be sent again."""
 NUMERIC = re.compile(r"-?\d+")
 DEFAULT_API = "https://api.telegram.org"
 
@@ -93,9 +96,15 @@ class TelegramAdapter:
             raise ConfigError("the Telegram connector needs FLEET_TELEGRAM_TOKEN")
         _check_ids(config)
         from telegram import Bot
+        from telegram.request import HTTPXRequest
 
         root = (config.api_url or DEFAULT_API).rstrip("/")
-        self.bot = Bot(token, base_url=f"{root}/bot", base_file_url=f"{root}/file/bot")
+        self.bot = Bot(
+            token,
+            base_url=f"{root}/bot",
+            base_file_url=f"{root}/file/bot",
+            request=HTTPXRequest(read_timeout=SEND_READ_TIMEOUT),
+        )
         self.config = config
         self.state_path = state_dir / "telegram.json"
         self._closed = asyncio.Event()
@@ -117,22 +126,20 @@ class TelegramAdapter:
 
         offset = self._load_offset()
         first_start = None if offset is not None else int(time.time())
-        pause = 1.0
+        pause, hook_off = 1.0, False
         while not self._closed.is_set():
             try:
                 await self._start()
-                if offset is None:  # a webhook would refuse getUpdates (as PTB's run_polling)
-                    await self.bot.delete_webhook(drop_pending_updates=False)
+                if not hook_off:  # a webhook would refuse getUpdates (as PTB's run_polling)
+                    hook_off = await self.bot.delete_webhook(drop_pending_updates=False)
                 updates = await self._poll(offset or 0)
             except RetryAfter as exc:
                 await self._sleep(_seconds(exc))
                 continue
             except (TelegramError, OSError) as exc:
-                hint = (
-                    " (another connector polls with this token?)"
-                    if isinstance(exc, Conflict)
-                    else ""
-                )
+                conflict = isinstance(exc, Conflict)  # a webhook set since, or a second poller
+                hook_off &= not conflict
+                hint = " (another connector polls with this token?)" if conflict else ""
                 log.warning("telegram getUpdates failed: %s%s; again in %.0fs", exc, hint, pause)
                 await self._sleep(pause)
                 pause = min(pause * 2, RETRY_MAX)

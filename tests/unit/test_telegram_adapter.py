@@ -243,13 +243,19 @@ def test_network_errors_retried_close_ends_a_long_poll_promptly(
         bot = TelegramAdapter(config(api), tmp_path, TOKEN)
         inbox = Inbox()
         task = asyncio.create_task(bot.run(inbox))
+        await until(lambda: not api.failures["getUpdates"], "the first poll, refused")
         api.say(GROUP, ALICE, "after a bad gateway")
         await until(lambda: inbox.texts() == ["after a bad gateway"], "the retried poll")
+        api.webhook = "https://example.org/hook"  # set while polling: the next poll is 409
+        api.say(GROUP, ALICE, "before the webhook")
+        await until(lambda: not api.webhook, "the webhook deleted again")
+        api.say(GROUP, ALICE, "after the webhook")
+        await until(lambda: len(inbox.got) == 3, "the messages around the webhook")
         with pytest.raises(ChatSendError, match="flood control"):
             await bot.reply(record(1), "too soon")
         with pytest.raises(ChatSendError, match="flood control"):
             await bot.reply(record(1), "still too soon: not even tried")
-        await until(lambda: api.polls >= 2, "a long poll waiting")
+        await until(lambda: api.polls >= 4, "a long poll waiting")
         started = time.monotonic()
         await bot.close()
         await asyncio.wait_for(task, scaled(2))
