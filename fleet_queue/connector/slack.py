@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -34,6 +35,7 @@ from fleet_queue.connector.base import (
     unless_closed,
 )
 from fleet_queue.connector.config import ChatConfig
+from fleet_queue.connector.slack_history import SlackCursor, missed, pages
 from fleet_queue.errors import ConfigError
 from fleet_queue.settings import Settings, reveal
 
@@ -60,6 +62,7 @@ def build(config: ChatConfig, settings: Settings) -> SlackAdapter:
     """The adapter ``fleet connector run`` serves (``fleet_queue.connector.adapters``)."""
     return SlackAdapter(
         config,
+        settings.run_dir / "chat",
         bot_token=reveal(settings.slack_bot_token),
         app_token=reveal(settings.slack_app_token),
     )
@@ -68,7 +71,14 @@ def build(config: ChatConfig, settings: Settings) -> SlackAdapter:
 class SlackAdapter:
     network = "slack"
 
-    def __init__(self, config: ChatConfig, *, bot_token: str | None, app_token: str | None) -> None:
+    def __init__(
+        self,
+        config: ChatConfig,
+        state_dir: Path,
+        *,
+        bot_token: str | None,
+        app_token: str | None,
+    ) -> None:
         if not bot_token or not app_token:
             raise ConfigError(
                 "the Slack connector needs FLEET_SLACK_BOT_TOKEN (xoxb-)"
@@ -80,6 +90,7 @@ class SlackAdapter:
                 " FLEET_SLACK_APP_TOKEN an app-level token (xapp-…)"
             )
         self.config = config
+        self.cursor = SlackCursor.load(state_dir / "slack.json")
         self.app_token = app_token
         base = config.api_url or AsyncWebClient.BASE_URL
         self.web = AsyncWebClient(token=bot_token, base_url=base.rstrip("/") + "/")
@@ -96,6 +107,7 @@ class SlackAdapter:
         url = await self._start()
         if self._closed.is_set():
             return
+        self.cursor.start(list(self.config.rooms))
         # Built here, not in __init__: the client starts a task and an aiohttp session.
         self.socket = SocketModeClient(
             self.app_token, web_client=self.web, logger=log, ping_interval=PING_INTERVAL
@@ -105,13 +117,13 @@ class SlackAdapter:
         await self.socket.connect()  # type: ignore[no-untyped-call]
         self._ready.set()
         log.info("slack: connected as %s", self.bot_user)
+        await self._catch_up(on_message)  # live envelopes wait in the inbox meanwhile
         while not self._closed.is_set():
             request = await unless_closed(self._inbox.get(), self._closed)
             if request is None:
                 return
-            message = self._message(request) if request.type == "events_api" else None
-            if message is not None:
-                await on_message(message)  # stored before Slack hears it arrived
+            if request.type == "events_api":
+                await self._hand_on(request.payload.get("event"), on_message)
             with contextlib.suppress(*SEND_ERRORS):  # not acknowledged: Slack sends it again
                 await self.socket.send_socket_mode_response(
                     SocketModeResponse(envelope_id=request.envelope_id)
@@ -145,8 +157,27 @@ class SlackAdapter:
     ) -> None:
         self._inbox.put_nowait(request)  # the SDK calls listeners in tasks of their own
 
-    def _message(self, request: SocketModeRequest) -> ChatMessage | None:
-        event = request.payload.get("event")
+    async def _catch_up(self, on_message: OnMessage) -> None:
+        """What was said while the connector was down, from where it had read."""
+        for channel in self.config.rooms:
+            try:
+                found = await missed(self.web, self.cursor, channel)
+            except SEND_ERRORS as exc:
+                log.warning("slack: cannot read what %s said meanwhile: %s", channel, _why(exc))
+                continue
+            for event in found:
+                await self._hand_on({"type": "message", **event}, on_message)
+
+    async def _hand_on(self, event: object, on_message: OnMessage) -> None:
+        message = self._message(event)
+        if message is None:
+            return
+        await on_message(message)  # stored before Slack hears it arrived
+        if message.room in self.config.rooms:
+            ts = message.event_id.rpartition(":")[2]
+            self.cursor.seen(message.room, ts, message.thread_root)
+
+    def _message(self, event: object) -> ChatMessage | None:
         if not isinstance(event, dict) or event.get("type") != "message":
             return None
         if event.get("subtype") not in USER_SUBTYPES or event.get("bot_id"):
@@ -185,17 +216,13 @@ class SlackAdapter:
 
     async def _replied(self, record: ChatRecord, thread: str) -> bool:
         """Whether the thread already holds our reply to ``record`` (sent before a crash)."""
-        cursor: str | None = None
-        while True:
-            page = await self.web.conversations_replies(
-                channel=record.room, ts=thread, include_all_metadata=True, cursor=cursor
-            )
-            for message in page.get("messages") or []:
-                if self._ours(message) and _chat_id(message) == record.id:
-                    return True
-            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
-            if cursor is None:
-                return False
+        async for message in pages(
+            self.web.conversations_replies,
+            channel=record.room, ts=thread, include_all_metadata=True,
+        ):  # fmt: skip
+            if self._ours(message) and _chat_id(message) == record.id:
+                return True
+        return False
 
     def _ours(self, message: dict[str, Any]) -> bool:
         return bool(

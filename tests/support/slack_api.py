@@ -11,7 +11,8 @@ again on the next connection with ``retry_attempt`` one higher, as Slack retries
 Slack, a message the bot posts comes back as an event too (with ``bot_id``).
 
 Methods: auth.test, apps.connections.open, chat.postMessage (``thread_ts``, ``metadata``),
-conversations.replies (``include_all_metadata``, cursor paging). The server runs in a
+conversations.replies and conversations.history (``oldest``, ``include_all_metadata``,
+cursor paging; a thread's root shows ``reply_count`` and ``latest_reply``). The server runs in a
 thread of its own with its own event loop, so sync tests (the e2e) and async ones (the
 adapter's unit tests, in their own loop) use it alike.
 """
@@ -19,7 +20,6 @@ adapter's unit tests, in their own loop) use it alike.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import threading
 import time
@@ -36,8 +36,8 @@ BOT_TOKEN = "xoxb-1-fleet-test"
 APP_TOKEN = "xapp-1-A1-fleet-test"
 BOT_USER, BOT_ID, TEAM, APP = "UFLEETBOT", "BFLEETBOT", "T0FLEET", "A0FLEET"
 PAGE = 100
-"""Replies per page of conversations.replies when the caller names no limit: small, so
-a test's long thread takes the cursor (Slack may page later; a client follows either)."""
+"""Messages per page at most (Slack's own pages are up to 1000 for replies, 999 for
+history): small, so a test's long thread takes the cursor; a client follows either."""
 
 
 @dataclass
@@ -55,7 +55,7 @@ class SlackState:
 class SlackServer:
     def __init__(self) -> None:
         self.state = SlackState()
-        self._clock = itertools.count(1)
+        self._last_ts = 0.0
         self._sockets: list[web.WebSocketResponse] = []
         self._tickets: set[str] = set()
         self._sending: set[asyncio.Future[None]] = set()
@@ -87,6 +87,10 @@ class SlackServer:
 
     def fail_next(self, method: str, error: str) -> None:
         self._call(lambda: self.state.failures.setdefault(method, []).append(error))
+
+    def forget_pending(self) -> None:
+        """Slack gave up retrying: the unacknowledged envelopes are not sent again."""
+        self._call(self.state.pending.clear)
 
     def pending(self) -> list[str]:
         return self._call(lambda: list(self.state.pending))
@@ -148,6 +152,7 @@ class SlackServer:
             "apps.connections.open": (APP_TOKEN, self._connections_open),
             "chat.postMessage": (BOT_TOKEN, self._post_message),
             "conversations.replies": (BOT_TOKEN, self._replies),
+            "conversations.history": (BOT_TOKEN, self._history),
         }.get(method)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
@@ -197,14 +202,45 @@ class SlackServer:
         if parent is None:
             return {"error": "thread_not_found"}
         root = parent.get("thread_ts") or ts
-        messages = self.state.channels[channel]
-        thread = [m for m in messages if root in (m["ts"], m.get("thread_ts"))]
-        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
-        if not with_metadata:
-            thread = [{k: v for k, v in m.items() if k != "metadata"} for m in thread]
-        start, limit = int(args.get("cursor") or 0), int(args.get("limit") or PAGE)
-        page = thread[start : start + limit]
-        more = start + limit < len(thread)
+        oldest = float(args.get("oldest") or 0)
+        in_thread = [
+            m for m in self.state.channels[channel]
+            if m["ts"] == root or (m.get("thread_ts") == root and float(m["ts"]) > oldest)
+        ]  # fmt: skip
+        thread = [self._shown(channel, m, args) for m in in_thread]
+        return self._page(thread, args)
+
+    def _history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The channel's messages, newest first: thread replies only if also sent to it."""
+        channel = str(args.get("channel", ""))
+        if channel not in self.state.channels:
+            return {"error": "channel_not_found"}
+        oldest = float(args.get("oldest") or 0)
+        top = [
+            m for m in self.state.channels[channel]
+            if float(m["ts"]) > oldest
+            and (m.get("thread_ts") in (None, m["ts"]) or m.get("subtype") == "thread_broadcast")
+        ]  # fmt: skip
+        shown = [self._shown(channel, m, args) for m in top]
+        return self._page(list(reversed(shown)), args)
+
+    def _shown(self, channel: str, message: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+        """A message as the conversations methods show it: a thread's root counts its replies."""
+        shown = dict(message)
+        if str(args.get("include_all_metadata", "")).lower() not in ("1", "true"):
+            shown.pop("metadata", None)
+        replies = [m["ts"] for m in self.state.channels[channel]
+                   if m.get("thread_ts") == message["ts"]]  # fmt: skip
+        if replies:
+            shown.update(
+                thread_ts=message["ts"], reply_count=len(replies), latest_reply=replies[-1]
+            )
+        return shown
+
+    def _page(self, messages: list[dict[str, Any]], args: dict[str, Any]) -> dict[str, Any]:
+        start, limit = int(args.get("cursor") or 0), min(int(args.get("limit") or PAGE), PAGE)
+        page = messages[start : start + limit]
+        more = start + limit < len(messages)
         cursor = str(start + limit) if more else ""
         return {"messages": page, "has_more": more, "response_metadata": {"next_cursor": cursor}}
 
@@ -244,7 +280,8 @@ class SlackServer:
         return next((m for m in self.state.channels.get(channel, []) if m["ts"] == ts), None)
 
     def _post(self, channel: str, fields: dict[str, Any], thread: str | None) -> str:
-        ts = f"{int(time.time())}.{next(self._clock):06d}"
+        self._last_ts = max(time.time(), self._last_ts + 1e-6)  # Slack's: the time, unique
+        ts = f"{self._last_ts:.6f}"
         message = {"type": "message", "ts": ts, **{k: v for k, v in fields.items() if v}}
         if thread:
             message["thread_ts"] = thread

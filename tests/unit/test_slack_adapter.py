@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,12 +38,13 @@ def slack() -> Iterator[SlackServer]:
         yield server
 
 
-def adapter(server: SlackServer, **tokens: str) -> SlackAdapter:
+def adapter(server: SlackServer, state_dir: Path, **tokens: str) -> SlackAdapter:
     config = ChatConfig(
         kind="slack", api_url=server.api_url, rooms={CHANNEL: RoomConfig(allow=(ALICE,))}
     )
     return SlackAdapter(
         config,
+        state_dir,
         bot_token=tokens.get("bot", BOT_TOKEN),
         app_token=tokens.get("app", APP_TOKEN),
     )
@@ -98,10 +100,11 @@ class Running:
 
 def test_a_message_arrives_once_and_is_acknowledged_only_after_it_was_handed_on(
     slack: SlackServer,
+    tmp_path: Path,
 ) -> None:
     async def scenario() -> None:
         hold = asyncio.Event()
-        first = Running(adapter(slack), hold)
+        first = Running(adapter(slack, tmp_path), hold)
         await until(lambda: slack.state.connections == 1, "the first connection")
         ts = slack.say(CHANNEL, ALICE, "what is the plan?")
         await until(lambda: first.got, "the message")
@@ -114,10 +117,11 @@ def test_a_message_arrives_once_and_is_acknowledged_only_after_it_was_handed_on(
         # The adapter dies before on_message returned: Slack sends the envelope again.
         first.task.cancel()
         await first.bot.close()
-        second = Running(adapter(slack))
-        await until(lambda: second.got, "the redelivered message")
-        assert [m.event_id for m in second.got] == [f"{CHANNEL}:{ts}"]
-        await until(lambda: not slack.pending(), "the acknowledgement")
+        second = Running(adapter(slack, tmp_path))
+        await until(lambda: not slack.pending(), "the redelivered envelope acknowledged")
+        # Read again from history (the cursor had not moved) and from the redelivered
+        # envelope: the same id both times, which the store keeps once.
+        assert {m.event_id for m in second.got} == {f"{CHANNEL}:{ts}"}
         await second.stop()
 
     in_own_loop(scenario)
@@ -125,9 +129,10 @@ def test_a_message_arrives_once_and_is_acknowledged_only_after_it_was_handed_on(
 
 def test_bots_own_posts_edits_and_joins_are_not_messages_and_threads_are_kept(
     slack: SlackServer,
+    tmp_path: Path,
 ) -> None:
     async def scenario() -> None:
-        run = Running(adapter(slack))
+        run = Running(adapter(slack, tmp_path))
         await until(lambda: slack.state.connections == 1, "the connection")
         slack.push(CHANNEL, {"type": "message", "subtype": "message_changed", "ts": "1.1",
                              "message": {"user": ALICE, "text": "edited"}})  # fmt: skip
@@ -160,16 +165,17 @@ def test_bots_own_posts_edits_and_joins_are_not_messages_and_threads_are_kept(
 
 def test_a_reply_sent_again_by_a_restarted_connector_is_posted_once(
     slack: SlackServer,
+    tmp_path: Path,
 ) -> None:
     async def scenario() -> None:
-        first = Running(adapter(slack))
+        first = Running(adapter(slack, tmp_path))
         await until(lambda: slack.state.connections == 1, "the connection")
         slack.say(CHANNEL, ALICE, "ask once")
         await until(lambda: first.got, "the message")
         asked = record(first.got[0], chat_id=7)
         await first.bot.reply(asked, "the answer")
         await first.stop()  # "crashed" before the store marked it answered
-        second = Running(adapter(slack))
+        second = Running(adapter(slack, tmp_path))
         await second.bot.reply(asked, "the answer")
         other = record(first.got[0], chat_id=8)  # another record in the same thread
         await second.bot.reply(other, "another answer")
@@ -181,9 +187,11 @@ def test_a_reply_sent_again_by_a_restarted_connector_is_posted_once(
     in_own_loop(scenario)
 
 
-def test_our_reply_deep_in_a_long_thread_is_found_on_a_later_page(slack: SlackServer) -> None:
+def test_our_reply_deep_in_a_long_thread_is_found_on_a_later_page(
+    slack: SlackServer, tmp_path: Path
+) -> None:
     async def scenario() -> None:
-        run = Running(adapter(slack))
+        run = Running(adapter(slack, tmp_path))
         await until(lambda: slack.state.connections == 1, "the connection")
         root = slack.say(CHANNEL, ALICE, "start a long thread")
         for n in range(PAGE + 10):
@@ -200,11 +208,42 @@ def test_our_reply_deep_in_a_long_thread_is_found_on_a_later_page(slack: SlackSe
     in_own_loop(scenario)
 
 
-def test_a_refused_send_is_a_chat_send_error_and_a_dropped_socket_reconnects(
-    slack: SlackServer,
+def test_what_was_said_while_down_is_read_from_history_when_slack_gave_up_retrying(
+    slack: SlackServer, tmp_path: Path
 ) -> None:
     async def scenario() -> None:
-        run = Running(adapter(slack))
+        slack.say(CHANNEL, ALICE, "before the first start: history, not a message")
+        first = Running(adapter(slack, tmp_path))
+        await until(lambda: slack.state.connections == 1, "the connection")
+        root = slack.say(CHANNEL, ALICE, "seen live")
+        await until(lambda: first.got, "the live message")
+        await first.bot.reply(record(first.got[0]), "answered live")
+        await first.stop()
+        missed = [
+            slack.say(CHANNEL, ALICE, "top level while down"),
+            slack.say(CHANNEL, ALICE, "in the old thread while down", thread_ts=root),
+        ]
+        missed.append(slack.say(CHANNEL, ALICE, "in a new thread", thread_ts=missed[0]))
+        slack.forget_pending()  # Slack's retries ran out while the connector was down
+        second = Running(adapter(slack, tmp_path))
+        await until(lambda: len(second.got) == 3, "the three missed messages")
+        assert [m.event_id for m in second.got] == [f"{CHANNEL}:{ts}" for ts in missed]
+        assert [m.thread_root for m in second.got] == [None, root, missed[0]]
+        after = slack.say(CHANNEL, ALICE, "live again")
+        await until(lambda: len(second.got) == 4, "the live message after catching up")
+        assert second.got[3].event_id == f"{CHANNEL}:{after}"
+        await second.stop()
+        assert oct((tmp_path / "slack.json").stat().st_mode & 0o777) == "0o600"
+
+    in_own_loop(scenario)
+
+
+def test_a_refused_send_is_a_chat_send_error_and_a_dropped_socket_reconnects(
+    slack: SlackServer,
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        run = Running(adapter(slack, tmp_path))
         await until(lambda: slack.state.connections == 1, "the connection")
         slack.say(CHANNEL, ALICE, "first")
         await until(lambda: run.got, "the message")
@@ -226,9 +265,10 @@ def test_a_refused_send_is_a_chat_send_error_and_a_dropped_socket_reconnects(
 
 def test_a_reply_before_the_connection_waits_and_fails_softly_once_closed(
     slack: SlackServer,
+    tmp_path: Path,
 ) -> None:
     async def scenario() -> None:
-        bot = adapter(slack)
+        bot = adapter(slack, tmp_path)
         asked = ChatMessage("slack", CHANNEL, ALICE, f"{CHANNEL}:1.000001", "hi")
         sending = asyncio.ensure_future(bot.reply(record(asked), "hi"))
         await asyncio.sleep(0.2)
@@ -249,14 +289,14 @@ def test_a_reply_before_the_connection_waits_and_fails_softly_once_closed(
     ],
 )
 def test_missing_or_swapped_tokens_are_one_line(
-    slack: SlackServer, tokens: dict[str, str], line: str
+    slack: SlackServer, tmp_path: Path, tokens: dict[str, str], line: str
 ) -> None:
     with pytest.raises(ConfigError, match=line) as caught:
-        adapter(slack, **tokens)
+        adapter(slack, tmp_path, **tokens)
     assert "\n" not in caught.value.message
 
 
-def test_a_token_slack_refuses_ends_run_with_one_line(slack: SlackServer) -> None:
+def test_a_token_slack_refuses_ends_run_with_one_line(slack: SlackServer, tmp_path: Path) -> None:
     async def ignore(_message: ChatMessage) -> None:
         raise AssertionError("no message comes before the connection")
 
@@ -265,7 +305,7 @@ def test_a_token_slack_refuses_ends_run_with_one_line(slack: SlackServer) -> Non
             ({"bot": "xoxb-wrong"}, "invalid_auth"),
             ({"app": "xapp-wrong"}, "invalid_auth"),
         ):
-            bot = adapter(slack, **tokens)
+            bot = adapter(slack, tmp_path, **tokens)
             with pytest.raises(ConfigError, match=error):
                 await asyncio.wait_for(bot.run(ignore), WAIT)
             await bot.close()
