@@ -7,11 +7,16 @@ failing in one tick) is one line that counts it, not fifty messages.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from fleet_queue.cards import Event, EventKind
+from fleet_queue.connector.base import ChatAdapter, ChatSendError
+from fleet_queue.connector.config import ChatConfig, RoomConfig
 from fleet_queue.connector.notices import (
     NOTICE_KINDS,
     SHOWN_EACH,
@@ -21,8 +26,12 @@ from fleet_queue.connector.notices import (
     due,
     notice_line,
 )
+from fleet_queue.roster import parse_roster
+from fleet_queue.settings import Settings
+from fleet_queue.store import CardStore
 
 AT = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+ROOM = "#ops:localhost"
 
 
 def event(
@@ -117,3 +126,68 @@ def test_cursors_are_kept_private_per_room_and_survive_a_restart(tmp_path: Path)
     assert (again.get("!a:x"), again.get("#b:x")) == (41, 7)
     path.write_text("{not json")
     assert NoticeCursors(path).get("!a:x") is None  # unreadable: start at the newest again
+
+
+class NoticeRoom:
+    """Where the service's notices land (the network's side of ``ChatAdapter.notice``);
+    ``refusing`` makes the next send fail as a network would."""
+
+    network = "matrix"
+
+    def __init__(self) -> None:
+        self.told: list[tuple[str, str]] = []
+        self.refusing = False
+
+    async def notice(self, room: str, text: str) -> None:
+        if self.refusing:
+            self.refusing = False
+            raise ChatSendError("matrix: sending failed: 502")
+        self.told.append((room, text))
+
+
+def test_the_service_tells_a_room_once_after_a_refused_send_and_across_a_restart(
+    settings: Settings,
+) -> None:
+    from workers.connector_service import ConnectorService
+
+    orch = {"name": "orch", "runtime": "stub", "class": "orchestrator"}
+    roster = parse_roster({"preset": "minimal", "agents": [orch]})
+    config = ChatConfig(kind="matrix", rooms={ROOM: RoomConfig(notices=True)})
+    path = cursor_path(settings.run_dir, "matrix")
+    room = NoticeRoom()
+    gap = 0.2
+    store = CardStore.from_settings(settings)
+
+    def service() -> ConnectorService:
+        made = ConnectorService(
+            settings, roster, config, cast(ChatAdapter, room), store, notice_gap=gap
+        )
+        made.deliverer.close()  # nothing is typed here
+        return made
+
+    async def scenario() -> None:
+        first = service()
+        cursors = NoticeCursors(path)
+        store.record_event("OLD-1", EventKind.FAILED, detail="history")
+        await first.notify(ROOM, cursors)  # a new room starts at the newest event
+        assert cursors.get(ROOM) == store.last_event_id()
+        store.record_event("C-1", EventKind.FAILED, agent="a0", detail="tests red")
+        room.refusing = True
+        await first.notify(ROOM, cursors)  # refused: the cursor stays
+        assert room.told == [] and cursors.get(ROOM) != store.last_event_id()
+        await first.notify(ROOM, cursors)  # within the gap: not yet
+        assert room.told == []
+        await asyncio.sleep(gap)
+        await first.notify(ROOM, cursors)
+        assert room.told == [(ROOM, "fleet: card C-1 failed (a0): tests red")]
+        assert NoticeCursors(path).get(ROOM) == store.last_event_id()
+        await asyncio.sleep(gap)
+        again = service()  # a restart: the kept cursor, nothing told twice
+        await again.notify(ROOM, NoticeCursors(path))
+        assert len(room.told) == 1
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # see test_matrix_adapter.py
+            pool.submit(asyncio.run, scenario()).result()
+    finally:
+        store.close()
