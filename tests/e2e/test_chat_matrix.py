@@ -12,53 +12,33 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fleet_queue.connector.base import ChatState
-from fleet_queue.roster import parse_roster, write_roster
 from fleet_queue.settings import Settings
 from fleet_queue.store import CardStore
+from tests.support import chat_e2e
+from tests.support.chat_e2e import alive, explained, start_stub_orchestrator, stub_records
 from tests.support.poll import wait_until
-from tests.support.synapse import MatrixUser, Synapse, stop_group, synapse  # noqa: F401
+from tests.support.synapse import MatrixUser, Synapse, synapse  # noqa: F401
 from tests.support.timing import scaled
 from workers.delivery import Deliverer
-from workers.sessions import start_agents
 from workers.stub_agent import log_path, read_stub_log
 
 pytestmark = [pytest.mark.tmux]
 
 BOT_PASSWORD = "bot-secret-1"
-REPLY_WORK = 2.0
-"""Seconds the stub orchestrator thinks before it answers: long enough to send a second
-message into its busy turn."""
 
 
-@contextmanager
-def connector(settings: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = {
-        **os.environ,
-        "FLEET_HOME": str(settings.home),
-        "FLEET_TMUX_SOCKET": settings.tmux_socket,
-        "FLEET_HOST": settings.host,
-        "FLEET_HEARTBEAT_INTERVAL": str(settings.heartbeat_interval),
-        "FLEET_MATRIX_PASSWORD": BOT_PASSWORD,
-    }
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fleet_queue", "connector", "run"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        yield proc
-    finally:
-        stop_group(proc)
+def connector(settings: Settings, log: Path) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """``fleet connector run`` logging in as the bot (the Claude Code and Codex chat tests
+    use it too)."""
+    return chat_e2e.connector(settings, log, {"FLEET_MATRIX_PASSWORD": BOT_PASSWORD})
 
 
 def bot_replies(user: MatrixUser, room: str, bot: str) -> dict[str, list[dict[str, Any]]]:
@@ -70,31 +50,6 @@ def bot_replies(user: MatrixUser, room: str, bot: str) -> dict[str, list[dict[st
         if event["sender"] == bot and target:
             found.setdefault(target, []).append(event)
     return found
-
-
-def alive(proc: subprocess.Popen[bytes]) -> bool:
-    """True while the connector runs: a connector that died fails the wait at once."""
-    if proc.poll() is not None:
-        raise AssertionError(f"the connector exited with {proc.returncode}")
-    return True
-
-
-@contextmanager
-def explained(settings: Settings, store: CardStore, log: Path) -> Iterator[None]:
-    """A failed wait prints what the connector logged and where each message stands."""
-    try:
-        yield
-    except AssertionError:
-        print("--- connector.log ---", log.read_text(errors="replace") if log.exists() else "")
-        for r in store.chat_list():
-            print(f"chat {r.id} {r.state} turn={r.turn_id} text={r.text!r} reply={r.reply!r}")
-        for r in read_stub_log(log_path(settings.run_dir, "orch")):
-            print("stub", r)
-        raise
-
-
-def stub_records(settings: Settings, kind: str) -> list[dict[str, Any]]:
-    return [r for r in read_stub_log(log_path(settings.run_dir, "orch")) if r["kind"] == kind]
 
 
 def test_matrix_round_trip_busy_queue_strangers_and_restart(
@@ -113,24 +68,7 @@ def test_matrix_round_trip_busy_queue_strangers_and_restart(
     room = op.create_room(invite=[bot_id, stranger.user_id])
     stranger.join(room)
 
-    work = scaled(REPLY_WORK)
-    roster = parse_roster(
-        {
-            "preset": "minimal",
-            "agents": [
-                {
-                    "name": "orch",
-                    "runtime": "stub",
-                    "class": "orchestrator",
-                    "env": {"FLEET_STUB_REPLY_WORK": str(work), "FLEET_STUB_WORK": str(work)},
-                },
-            ],
-            "connector": synapse.connector_block(bot_id, room, [op.user_id]),
-        }
-    )
-    write_roster(roster, settings.effective_roster_path)
-    start_agents(settings, roster, ["orch"])
-    wait_until(lambda: stub_records(settings, "start"), scaled(15), what="the stub started")
+    roster = start_stub_orchestrator(settings, synapse.connector_block(bot_id, room, [op.user_id]))
     log = tmp_path / "connector.log"
     store = CardStore.from_settings(settings)
     asked: dict[str, str] = {}
