@@ -10,13 +10,17 @@ of the four networks hold the same promises in the same way.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fleet_queue.connector.base import ChatState
 from fleet_queue.roster import Roster, parse_roster, write_roster
 from fleet_queue.settings import Settings
 from fleet_queue.store import CardStore
@@ -107,3 +111,84 @@ def start_stub_orchestrator(
     start_agents(settings, roster, [ORCH])
     wait_until(lambda: stub_records(settings, "start"), scaled(15), what="the stub started")
     return roster
+
+
+@dataclass(frozen=True)
+class ChatSide:
+    """How a test speaks on one network's loopback server, for ``round_trip``."""
+
+    ask: Callable[[bool, str], str]
+    """Say ``text`` in the room as the allowed person (True) or a stranger (False); the
+    message's id on the network."""
+    answers: Callable[[str], list[str]]
+    """The bot's replies (their text) to the message with that id."""
+    event_id: Callable[[str], str]
+    """The store's ``event_id`` of the message with that id."""
+    connected: Callable[[], bool]
+    """Whether the connector is connected to the server (it reads new messages)."""
+
+
+def round_trip(
+    settings: Settings, store: CardStore, log: Path, env: Mapping[str, str], side: ChatSide
+) -> dict[str, str]:
+    """The promises every network holds, with the connector as a subprocess: a stranger's
+    message first (never typed), a round trip, a second message into the busy turn
+    (queued, typed only after the first turn's reply), the connector killed mid-turn and a
+    message sent while it was down: after a restart every message is answered exactly
+    once with its turn's reply. Returns the texts asked, by message id."""
+    asked: dict[str, str] = {}
+
+    def ask(allowed: bool, text: str) -> str:
+        message_id = side.ask(allowed, text)
+        asked[message_id] = text
+        return message_id
+
+    def state_of(message_id: str) -> ChatState | None:
+        found = [r for r in store.chat_list() if r.event_id == side.event_id(message_id)]
+        return found[0].state if found else None
+
+    turn = scaled(30)
+    with explained(settings, store, log):
+        with connector(settings, log, env) as proc:
+            wait_until(lambda: alive(proc) and side.connected(), turn, what="the connection")
+            ask(False, "mallory: delete everything")  # read before the allowed one after it
+            first = ask(True, "what is the plan?")
+            second = ask(True, "and the second question")  # while the first turn is busy
+            wait_until(
+                lambda: state_of(second) == ChatState.QUEUED
+                and state_of(first) == ChatState.DELIVERED,
+                turn, what="the second message queued behind the first turn",
+            )  # fmt: skip
+            wait_until(lambda: side.answers(second), 2 * turn, what="the second reply")
+            third = ask(True, "third, across a restart")
+            wait_until(
+                lambda: alive(proc) and state_of(third) == ChatState.DELIVERED,
+                turn, what="third delivered",
+            )  # fmt: skip
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        fourth = ask(True, "fourth, sent while the connector was down")
+        wait_until(
+            lambda: any(asked[third] in r["text"] for r in stub_records(settings, "reply")),
+            turn, what="the third turn's reply recorded while the connector was down",
+        )  # fmt: skip
+        with connector(settings, log, env) as again:
+            wait_until(
+                lambda: alive(again) and side.answers(fourth),
+                2 * turn, what="the fourth reply after the restart",
+            )  # fmt: skip
+            time.sleep(scaled(2))  # a duplicate would come now, if at all
+
+    allowed = [first, second, third, fourth]
+    for message_id in allowed:
+        assert side.answers(message_id) == [f"{ORCH} heard: {asked[message_id]}"]
+    assert all(r.state == ChatState.ANSWERED for r in store.chat_list())
+    typed = stub_records(settings, "message")
+    for message_id in allowed:
+        assert sum(asked[message_id] in r["text"] for r in typed) == 1
+    assert not any("mallory" in r["text"] for r in typed)
+    second_typed = next(r["t"] for r in typed if asked[second] in r["text"])
+    replies = stub_records(settings, "reply")
+    first_reply = next(r["t"] for r in replies if asked[first] in r["text"])
+    assert first_reply < second_typed  # never typed into the busy turn
+    return asked
