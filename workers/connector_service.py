@@ -78,6 +78,7 @@ class ConnectorService:
         self.notice_every = notice_every
         self.notice_gap = notice_gap
         self._noticed: dict[str, float] = {}
+        self._looked: dict[str, int] = {}
 
     async def on_message(self, message: ChatMessage) -> None:
         if not self.config.allowed(message.room, message.sender):
@@ -204,6 +205,8 @@ class ConnectorService:
         now = time.monotonic()
         if not due(self._noticed.get(room), now, self.notice_gap):
             return
+        looked = self._looked.get(room)
+        self._looked[room] = await asyncio.to_thread(self.store.last_event_id)
         found = await asyncio.to_thread(self.store.events_after, after, NOTICE_KINDS, NOTICE_BATCH)
         text = compose(found)
         if text is not None:
@@ -216,3 +219,8 @@ class ConnectorService:
             log.info("notice to %s: %d events up to %d", room, len(found), found[-1].id)
         if found:
             await asyncio.to_thread(cursors.set, room, found[-1].id)
+        elif looked is not None and looked > after:
+            # No news up to the newest event of the look before (a second ago, long
+            # committed): the next read starts there, not at the last notice, so a quiet
+            # busy fleet's reads stay short.
+            await asyncio.to_thread(cursors.set, room, looked)

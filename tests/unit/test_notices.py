@@ -181,10 +181,19 @@ def test_the_service_tells_a_room_once_after_a_refused_send_and_across_a_restart
         await first.notify(ROOM, cursors)
         assert room.told == [(ROOM, "fleet: card C-1 failed (a0): tests red")]
         assert NoticeCursors(path).get(ROOM) == store.last_event_id()
+        store.record_event("C-1", EventKind.DROPPED)  # not news
+        quiet = store.last_event_id()
+        for _ in range(2):  # the look after a quiet one starts past it
+            await asyncio.sleep(gap)
+            await first.notify(ROOM, cursors)
+        assert cursors.get(ROOM) == quiet and len(room.told) == 1
         await asyncio.sleep(gap)
         again = service()  # a restart: the kept cursor, nothing told twice
         await again.notify(ROOM, NoticeCursors(path))
         assert len(room.told) == 1
+        store.record_event("C-2", EventKind.BLOCKED, detail="needs a key")
+        await again.notify(ROOM, NoticeCursors(path))
+        assert room.told[1:] == [(ROOM, "fleet: card C-2 blocked: needs a key")]
 
     try:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:  # see test_matrix_adapter.py
