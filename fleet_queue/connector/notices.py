@@ -70,10 +70,17 @@ def _pause(e: Event) -> str:
     return f"fleet paused{who}{_reason(e)}: no card is dispatched until it is resumed"
 
 
+def _restart(e: Event) -> str:
+    # supervision's detail: "pane was dead; restart n of …", or "restart n failed: why"
+    failed = (e.detail or "").startswith("restart ") and " failed:" in (e.detail or "")
+    done = "its restart failed" if failed else "restarted"
+    return f"agent {e.agent}'s pane died, {done}{_reason(e)}"
+
+
 LINES: dict[EventKind, Callable[[Event], str]] = {
     EventKind.FAILED: _card("failed"),
     EventKind.BLOCKED: _card("blocked"),
-    EventKind.RESTARTED: lambda e: f"agent {e.agent}'s pane died, restarted{_reason(e)}",
+    EventKind.RESTARTED: _restart,
     EventKind.BROKEN: lambda e: f"agent {e.agent} is broken{_reason(e)}",
     EventKind.BUDGET_WARNING: lambda e: f"budget warning: {_detail(e)}",
     EventKind.OVER_BUDGET: lambda e: f"budget spent: {_detail(e)} (no new cards to its agents)",

@@ -61,6 +61,10 @@ def test_each_kind_a_person_needs_is_one_line_that_names_who_and_why() -> None:
     assert lines[EventKind.FAILED] == "card C-1 failed (a0): tests red"
     assert lines[EventKind.BLOCKED] == "card C-2 blocked (a1): needs a key"
     assert lines[EventKind.RESTARTED] == "agent a2's pane died, restarted: pane was dead"
+    failed = event(9, EventKind.RESTARTED, None, "a2", "restart 2 failed: no such command")
+    assert notice_line(failed) == (
+        "agent a2's pane died, its restart failed: restart 2 failed: no such command"
+    )
     assert lines[EventKind.BROKEN] == "agent a3 is broken: died 6 times in 600s"
     assert lines[EventKind.BUDGET_WARNING] == "budget warning: fleet day: $8.00 of $10.00"
     assert "budget spent: agent a0 day: $10.10 of $10.00" in str(lines[EventKind.OVER_BUDGET])
