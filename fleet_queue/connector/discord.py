@@ -108,6 +108,8 @@ class DiscordAdapter:
         self.config = config
         self.state_path = state_dir / "discord.json"
         self._token = token
+        # No voice here: discord.py's warning that voice libraries are missing is noise.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         intents = discord.Intents.none()
         intents.guilds = intents.guild_messages = intents.dm_messages = True
         intents.message_content = True
@@ -218,7 +220,9 @@ class DiscordAdapter:
 
     def _message(self, message: discord.Message) -> ChatMessage | None:
         me = self.client.user
-        if message.author.bot or (me is not None and message.author.id == me.id):
+        if message.author.bot or message.webhook_id is not None:
+            return None  # other bots, webhooks, and the fleet's own replies
+        if me is not None and message.author.id == me.id:
             return None
         if message.type not in (discord.MessageType.default, discord.MessageType.reply):
             return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import stat
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -115,6 +116,8 @@ def test_messages_are_handed_on_in_order_and_caught_up_after_a_stop(room: Room) 
 
     async def scenario() -> None:
         bot = await room.connected()
+        other = dataclasses.replace(api.person("another bot"), bot=True)
+        await asyncio.to_thread(api.say, other, room.channel, "beep")  # not a person
         first = await room.say("hello")
         await bot.until(lambda: bot.got, "the first message")
         assert bot.got == [
