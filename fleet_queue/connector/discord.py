@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import uuid
+from asyncio import FIRST_COMPLETED
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -97,14 +98,12 @@ class DiscordAdapter:
         state_dir: Path,
         *,
         token: str | None,
-        api_url: str | None = None,
     ) -> None:
         if not token:
             raise ConfigError("the Discord connector needs FLEET_DISCORD_TOKEN (the bot's token)")
         self.channels = _snowflakes(list(config.rooms))
-        base = api_url or config.api_url
-        if base:
-            Route.BASE = base.rstrip("/")  # per process: discord.py has no per-client base
+        if config.api_url:
+            Route.BASE = config.api_url.rstrip("/")  # per process: no per-client base
         self.config = config
         self.state_path = state_dir / "discord.json"
         self._token = token
@@ -142,6 +141,20 @@ class DiscordAdapter:
         self._load_cursor()
         self._ready.set()
         handing = asyncio.create_task(self._hand_on(on_message))
+        connecting = asyncio.create_task(self._connect())
+        try:
+            done, _ = await asyncio.wait({handing, connecting}, return_when=FIRST_COMPLETED)
+            for task in done:
+                task.result()  # a store that failed under on_message ends run, loudly
+        finally:
+            for task in (handing, connecting):
+                task.cancel()
+            for task in (handing, connecting):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _connect(self) -> None:
+        """The gateway until ``close`` (discord.py reconnects and resumes by itself)."""
         try:
             await self.client.connect(reconnect=True)
         except discord.PrivilegedIntentsRequired:
@@ -149,10 +162,6 @@ class DiscordAdapter:
                 "Discord refused the Message Content intent: switch it on for the bot"
                 " (Developer Portal, Bot, Privileged Gateway Intents)"
             ) from None
-        finally:
-            handing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await handing
 
     async def _login(self) -> bool:
         """Log in and learn the gateway's address, tried again while Discord cannot be

@@ -232,6 +232,25 @@ def test_a_message_in_a_thread_is_answered_in_the_thread(room: Room) -> None:
     assert room.api.bot_replies(room.channel) == {}
 
 
+def test_a_store_failing_under_on_message_ends_run(room: Room) -> None:
+    """The service must stop loudly, not keep a connection whose messages go nowhere."""
+
+    async def failing(message: ChatMessage) -> None:
+        raise RuntimeError("the store is gone")
+
+    async def scenario() -> None:
+        bot = room.adapter()
+        running = asyncio.create_task(bot.run(failing))
+        while not room.api.connected():
+            await asyncio.sleep(0.02)
+        await room.say("hello")
+        with pytest.raises(RuntimeError, match="the store is gone"):
+            await asyncio.wait_for(running, scaled(10))
+        await bot.close()
+
+    in_thread(scenario)
+
+
 def test_a_reply_before_the_login_waits_and_fails_softly_once_closed(room: Room) -> None:
     async def scenario() -> None:
         bot = room.adapter()
