@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,10 @@ def plot(rows: list[dict[str, Any]], png: Path, title: str = "") -> Path:
 
     matplotlib.use("Agg")  # no display: write the file only
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
+    plain = FuncFormatter(lambda value, _pos: f"{value:,.4g}")
+    between = FuncFormatter(lambda v, _pos: f"{v:,.4g}" if _leading(v) in (2, 5) else "")
     agents = [r["agents"] for r in rows]
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     for ax, (name, unit, series) in zip(axes.flat, PANELS, strict=True):
@@ -95,6 +99,8 @@ def plot(rows: list[dict[str, Any]], png: Path, title: str = "") -> Path:
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(agents, [f"{a:,}" for a in agents])
+        ax.yaxis.set_major_formatter(plain)  # 400, not 4e2
+        ax.yaxis.set_minor_formatter(between)  # 20 and 50 between 10 and 100
         ax.set_title(name)
         ax.set_xlabel("agents")
         ax.set_ylabel(unit)
@@ -106,6 +112,11 @@ def plot(rows: list[dict[str, Any]], png: Path, title: str = "") -> Path:
     fig.savefig(png, dpi=90)
     plt.close(fig)
     return png
+
+
+def _leading(value: float) -> int:
+    """The first digit of a positive number (2 for 0.2, 20, 2,000)."""
+    return round(value / 10 ** math.floor(math.log10(value))) if value > 0 else 0
 
 
 def main(argv: list[str] | None = None) -> int:
