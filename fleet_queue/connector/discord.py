@@ -1,9 +1,10 @@
 """The Discord adapter: discord.py (the ``chat`` extra), a bot in guild text channels.
 
 Discord's gateway does not deliver again what was said while the bot was away, so on
-every connect (the first, and each reconnect) the adapter reads each configured
-channel's history after the last message it handed on; that cursor is kept per channel
-in ``run/chat/discord.json`` (0600) and moved only after ``on_message`` returned (the
+every connect (the first, and each reconnect) the adapter reads the history of each
+configured channel, and of its threads active since, after the last message it handed
+on there; that cursor is kept per channel (its threads included) in
+``run/chat/discord.json`` (0600) and moved only after ``on_message`` returned (the
 message is stored by then). On the very first start the channels' earlier history is
 not taken as new messages. Gateway messages and the catch-up go through one queue, so
 messages are handed on one at a time, in order; a message that comes both live and in
@@ -32,6 +33,7 @@ import os
 import uuid
 from asyncio import FIRST_COMPLETED
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +121,9 @@ class DiscordAdapter:
         self._inbox: asyncio.Queue[discord.Message | None] = asyncio.Queue()
         self._cursor: dict[int, int] = {}
         self._seen: OrderedDict[int, None] = OrderedDict()
+        self._parents: dict[int, int] = {}
+        """Threads seen, and the channel each is in (its room, its cursor)."""
+        self._guilds: dict[int, int] = {}
         self._closed = asyncio.Event()
         self._ready = asyncio.Event()
 
@@ -193,16 +198,13 @@ class DiscordAdapter:
                 await self._take(item, on_message)
 
     async def _catch_up(self, channel: int, on_message: OnMessage) -> None:
-        """Hand on what was said in ``channel`` after the cursor; a failure to read is
-        tried again (the live messages wait behind it, in order), unless refused."""
+        """Hand on what was said in ``channel`` and its active threads after the cursor;
+        a failure to read is tried again (the live messages wait behind it, in order),
+        unless Discord refuses the channel."""
         pause = 1.0
         while not self._closed.is_set():
-            found = self.client.get_partial_messageable(channel)
             try:
-                after = discord.Object(self._cursor[channel])
-                async for message in found.history(after=after, limit=None, oldest_first=True):
-                    await self._take(message, on_message)
-                return
+                found = await self._unread(channel)
             except (discord.Forbidden, discord.NotFound) as exc:
                 log.error("discord: cannot read channel %d (%s); give the bot View Channel"
                           " and Read Message History there", channel, exc.text)  # fmt: skip
@@ -210,8 +212,45 @@ class DiscordAdapter:
             except SENDING_ERRORS as exc:
                 log.warning("discord: catching up on %d failed (%s); again in %.0fs",
                             channel, exc, pause)  # fmt: skip
-            await self._sleep(pause)
-            pause = min(pause * 2, RETRY_MAX)
+                await self._sleep(pause)
+                pause = min(pause * 2, RETRY_MAX)
+                continue
+            for message in found:
+                await self._take(message, on_message)
+            return
+
+    async def _unread(self, channel: int) -> list[discord.Message]:
+        """The messages after the cursor in ``channel`` and in its threads that were
+        active since, oldest first."""
+        after = discord.Object(self._cursor[channel])
+        found = [m async for m in self._history(channel, after)]
+        for thread in await self._threads_since(channel, after.id):
+            try:
+                found += [m async for m in self._history(thread, after)]
+            except discord.Forbidden:
+                log.warning("discord: cannot read thread %d of channel %d", thread, channel)
+        return sorted(found, key=lambda m: m.id)
+
+    def _history(self, channel: int, after: discord.Object) -> AsyncIterator[discord.Message]:
+        found = self.client.get_partial_messageable(channel)
+        return found.history(after=after, limit=None, oldest_first=True)
+
+    async def _threads_since(self, channel: int, since: int) -> list[int]:
+        """The active threads under ``channel`` with a message after ``since``."""
+        guild = self._guilds.get(channel)
+        if guild is None:
+            data: Any = await self.client.http.get_channel(channel)
+            guild = self._guilds[channel] = int(data.get("guild_id") or 0)
+        if not guild:
+            return []  # a direct message channel has no threads
+        listed: Any = await self.client.http.get_active_threads(guild)
+        threads = []
+        for thread in listed.get("threads", []):
+            parent, last = (int(thread.get(key) or 0) for key in ("parent_id", "last_message_id"))
+            if parent == channel and last > since:
+                self._parents[int(thread["id"])] = channel
+                threads.append(int(thread["id"]))
+        return threads
 
     async def _take(self, message: discord.Message, on_message: OnMessage) -> None:
         if message.id in self._seen:
@@ -222,7 +261,8 @@ class DiscordAdapter:
         self._seen[message.id] = None
         if len(self._seen) > SEEN_KEPT:
             self._seen.popitem(last=False)
-        channel = message.channel.id
+        place = message.channel.id
+        channel = self._parents.get(place, place)
         if channel in self._cursor and message.id > self._cursor[channel]:
             self._cursor[channel] = message.id
             self._save_cursor()
@@ -236,9 +276,10 @@ class DiscordAdapter:
         if message.type not in (discord.MessageType.default, discord.MessageType.reply):
             return None
         channel = message.channel
-        room, thread = str(channel.id), None
         if isinstance(channel, discord.Thread):
-            room, thread = str(channel.parent_id), str(channel.id)
+            self._parents[channel.id] = channel.parent_id
+        parent = self._parents.get(channel.id)
+        room, thread = (str(parent), str(channel.id)) if parent else (str(channel.id), None)
         return ChatMessage(
             network=self.network,
             room=room,

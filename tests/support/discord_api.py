@@ -6,8 +6,9 @@ own thread and event loop) speaking Discord's shapes: ``GET /users/@me`` and ``G
 heartbeats acknowledged, ``MESSAGE_CREATE`` dispatches numbered in sequence, RESUME
 answered with INVALID_SESSION so a reconnect identifies afresh, as Discord may);
 ``POST /channels/{id}/messages`` (``message_reference``, ``nonce`` + ``enforce_nonce``
-deduplication, the 2000-character limit) and ``GET /channels/{id}/messages`` (after,
-before, limit; newest first, as Discord answers). Every request carries ``Authorization:
+deduplication, the 2000-character limit), ``GET /channels/{id}/messages`` (after,
+before, limit; newest first, as Discord answers), ``GET /channels/{id}`` and ``GET
+/guilds/{id}/threads/active``. Every request carries ``Authorization:
 Bot <token>`` or is refused with Discord's 401; errors have Discord's ``{"message",
 "code"}`` shape. Frames are uncompressed JSON text (discord.py asks for zlib-stream and
 reads text frames as they are). A client without the Message Content intent receives
@@ -265,6 +266,18 @@ class DiscordAPI:
         url = f"ws://127.0.0.1:{self.port}"
         return _json({"url": url, "shards": 1, "session_start_limit": limit})
 
+    async def _get_channel(self, request: web.Request) -> web.Response:
+        channel = self._channel(request)
+        if channel is None:
+            return _error(404, "Unknown Channel", 10003)
+        return _json(self.channels[channel])
+
+    async def _active_threads(self, request: web.Request) -> web.Response:
+        if request.match_info["guild"] != str(self.guild_id):
+            return _error(404, "Unknown Guild", 10004)
+        threads = [c for c in self.channels.values() if c["type"] == 11]
+        return _json({"threads": threads, "members": []})
+
     async def _post_message(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
         if channel is None:
@@ -394,6 +407,8 @@ class DiscordAPI:
         app.router.add_get(f"{API}/oauth2/applications/@me", self._application)
         app.router.add_post(f"{API}/channels/{{channel}}/messages", self._post_message)
         app.router.add_get(f"{API}/channels/{{channel}}/messages", self._get_messages)
+        app.router.add_get(f"{API}/channels/{{channel}}", self._get_channel)
+        app.router.add_get(f"{API}/guilds/{{guild}}/threads/active", self._active_threads)
         return app
 
 

@@ -145,14 +145,26 @@ def test_messages_are_handed_on_in_order_and_caught_up_after_a_stop(room: Room) 
     assert str(room.channel) in state.read_text()
 
 
-def test_a_message_said_while_the_gateway_was_away_is_caught_up(room: Room) -> None:
+def test_what_was_said_while_the_gateway_was_away_is_caught_up(room: Room) -> None:
+    """In the channel and in its threads, in the order it was said, each once."""
+    thread = room.api.thread(room.channel, "plans")
+
     async def scenario() -> None:
         bot = await room.connected()
+        before = await room.say("in the thread, before", thread)
+        await bot.until(lambda: bot.got, "the live thread message")
         with room.api.gateway_down():
             await bot.until(lambda: not room.api.connected(), "the session to close")
-            away = await room.say("said while the gateway was away")
-        await bot.until(lambda: bot.got, "the caught-up message", timeout=20)
-        assert [m.event_id for m in bot.got] == [away]
+            away = [
+                await room.say("in the thread, while away", thread),
+                await room.say("in the channel, while away"),
+                await room.say("in the thread again", thread),
+            ]
+        await bot.until(lambda: len(bot.got) >= 4, "the caught-up messages", timeout=20)
+        await asyncio.sleep(0.3)  # a message handed on twice would be here by now
+        assert [m.event_id for m in bot.got] == [before, *away]
+        rooms = {(m.room, m.thread_root) for m in bot.got}
+        assert rooms == {(str(room.channel), str(thread)), (str(room.channel), None)}
         assert room.api.identified == 2
         await bot.stop()
 
