@@ -12,9 +12,9 @@ the catch-up is handed on once (and the service would store it once anyway).
 
 A reply is exactly once across restarts in two ways: before posting, the channel is
 read for the bot's own replies to the asking message (a reply posted just before a
-crash is found and not posted again), and each post carries the record's id as its
-``nonce`` with ``enforce_nonce`` (Discord returns the earlier message for a repeated
-nonce within a few minutes). A reply longer than Discord's 2000 characters goes in
+crash is found and not posted again), and each post carries a ``nonce`` made of the
+record (``reply_nonce``) with ``enforce_nonce`` (Discord returns the earlier message
+for a repeated nonce within a few minutes). A reply longer than Discord's 2000 characters goes in
 parts, each a reply to the asking message; the parts found already posted are skipped.
 
 ``connector.api_url`` replaces Discord's REST base (``https://discord.com/api/v10``)
@@ -89,6 +89,12 @@ def split_text(text: str, limit: int = MAX_CONTENT) -> list[str]:
         parts.append(text[:cut])
         text = text[cut:]
     return [*parts, text] if text or not parts else parts
+
+
+def reply_nonce(record: ChatRecord, part: int) -> str:
+    """The same for a record's part on every try (within Discord's 25 characters), and
+    not another fleet's: its id and the millisecond it was stored."""
+    return f"f{record.id}.{int(record.created_at * 1000) % 10**9}.{part}"
 
 
 class DiscordAdapter:
@@ -301,7 +307,7 @@ class DiscordAdapter:
             message_id=asked, channel_id=channel, fail_if_not_exists=False
         )
         for n in range(posted, len(parts)):
-            await self._post(channel, parts[n], f"fleet-{record.id}-{n}", reference)
+            await self._post(channel, parts[n], reply_nonce(record, n), reference)
 
     async def notice(self, room: str, text: str) -> None:
         await self._until_ready()

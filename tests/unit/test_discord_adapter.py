@@ -29,6 +29,8 @@ from fleet_queue.errors import ConfigError
 from tests.support.discord_api import DiscordAPI, DiscordUser, discord_api
 from tests.support.timing import scaled
 
+STORED_MS = 123_456_789  # a record's created_at (the nonce's second half)
+
 
 @pytest.fixture
 def api() -> Iterator[DiscordAPI]:
@@ -77,7 +79,8 @@ def record(message: ChatMessage, id: int = 1) -> ChatRecord:
         id=id, network="discord", room=message.room, sender=message.sender,
         event_id=message.event_id, text=message.text, agent="orch",
         state=ChatState.DELIVERED, thread_root=message.thread_root, turn_id="n1",
-        prompt_sha="a" * 64, reply=None, reason=None, created_at=0.0, delivered_at=0.0,
+        prompt_sha="a" * 64, reply=None, reason=None, created_at=STORED_MS / 1000,
+        delivered_at=0.0,
         answered_at=None,
     )  # fmt: skip
 
@@ -210,7 +213,7 @@ def test_a_crash_after_the_first_part_posts_only_the_rest(room: Room) -> None:
     in_thread(scenario)
     parts = next(iter(room.api.bot_replies(room.channel).values()))
     assert [len(p["content"]) for p in parts] == [MAX_CONTENT, MAX_CONTENT, 10]
-    assert all(p["nonce"] == f"fleet-1-{n}" for n, p in enumerate(parts))
+    assert [p["nonce"] for p in parts] == [f"f1.{STORED_MS}.{n}" for n in range(3)]
 
 
 def test_a_repeated_nonce_posts_once(room: Room) -> None:
