@@ -117,10 +117,14 @@ def register_control_tasks(app: Celery) -> None:
                 if agent.tenant_or(settings.tenant) == settings.tenant
             }
         )
-        for host in hosts:
+        # Spread over the interval, not all at once: ten hosts' rounds together took the
+        # machine's every core for a second in five (the scale bench's p99, docs/benchmarks.md).
+        spread = settings.host_status_interval / len(hosts) if hosts else 0.0
+        for n, host in enumerate(hosts):
             self.app.send_task(
                 HOST_STATUS_TASK,
                 queue=host_queue(settings.tenant, host),
                 expires=max(settings.host_status_interval * 2, 5.0),
+                countdown=n * spread or None,
             )
         return {"hosts": hosts}
