@@ -32,6 +32,7 @@ from fleet_queue.connector.notices import (
     compose,
     cursor_path,
     due,
+    notice_id,
 )
 from fleet_queue.errors import AgentBusyError, DeliveryError, FleetError
 from fleet_queue.roster import Roster
@@ -196,7 +197,9 @@ class ConnectorService:
 
     async def notify(self, room: str, cursors: NoticeCursors) -> None:
         """Tell ``room`` what happened since its cursor, in one notice, if its gap is over;
-        the cursor moves only once the notice was sent (a room new to it starts now)."""
+        the cursor moves only once the notice was sent (a room new to it starts now). A
+        notice that was in flight (not known sent) is told again up to the same event,
+        under the same id, before anything newer."""
         after = cursors.get(room)
         if after is None:
             newest = await asyncio.to_thread(self.store.last_event_id)
@@ -208,11 +211,17 @@ class ConnectorService:
         looked = self._looked.get(room)
         self._looked[room] = await asyncio.to_thread(self.store.last_event_id)
         found = await asyncio.to_thread(self.store.events_after, after, NOTICE_KINDS, NOTICE_BATCH)
+        pending = cursors.in_flight(room)
+        if pending is not None:
+            found = [event for event in found if event.id <= pending]
         text = compose(found)
         if text is not None:
             self._noticed[room] = now  # a failed send is tried again after the gap too
+            last = found[-1]
+            if pending != last.id:
+                await asyncio.to_thread(cursors.hold, room, last.id)
             try:
-                await self.adapter.notice(room, text)
+                await self.adapter.notice(room, text, notice_id(room, last))
             except FleetError as exc:
                 log.warning("notice to %s not sent yet: %s", room, exc.message)
                 return

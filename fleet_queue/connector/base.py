@@ -114,8 +114,11 @@ class ChatAdapter(Protocol):
         waits until ``run`` has connected; a failure is a ``FleetError``, tried again."""
         ...
 
-    async def notice(self, room: str, text: str) -> None:
-        """A fleet notice to a room (not a reply to anyone)."""
+    async def notice(self, room: str, text: str, notice_id: str) -> None:
+        """A fleet notice to a room (not a reply to anyone). ``notice_id`` is the same
+        each time this notice is sent again (``notices.notice_id``: the room and the newest
+        event it tells of): where the network lets us say so, a notice sent again after a
+        crash or a lost answer is not posted twice."""
         ...
 
     async def close(self) -> None: ...

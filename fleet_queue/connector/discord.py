@@ -16,6 +16,8 @@ crash is found and not posted again), and each post carries a ``nonce`` made of 
 record (``reply_nonce``) with ``enforce_nonce`` (Discord returns the earlier message
 for a repeated nonce within a few minutes). A reply longer than Discord's 2000 characters goes in
 parts, each a reply to the asking message; the parts found already posted are skipped.
+A fleet notice's nonce is its ``notice_id`` and part number: a notice sent again within
+those minutes (a restart, a lost answer) is not posted twice.
 
 ``connector.api_url`` replaces Discord's REST base (``https://discord.com/api/v10``)
 for the whole process: discord.py keeps it in a class attribute
@@ -30,7 +32,6 @@ import contextlib
 import json
 import logging
 import os
-import uuid
 from asyncio import FIRST_COMPLETED
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -309,10 +310,10 @@ class DiscordAdapter:
         for n in range(posted, len(parts)):
             await self._post(channel, parts[n], reply_nonce(record, n), reference)
 
-    async def notice(self, room: str, text: str) -> None:
+    async def notice(self, room: str, text: str, notice_id: str) -> None:
         await self._until_ready()
-        for part in split_text(text):
-            await self._post(int(room), part, uuid.uuid4().hex[:25], None)
+        for n, part in enumerate(split_text(text)):
+            await self._post(int(room), part, f"n{notice_id}.{n}"[:25], None)
 
     async def _replies_posted(self, channel: int, asked: int) -> int:
         """How many parts of the reply to ``asked`` the bot already posted (a restart

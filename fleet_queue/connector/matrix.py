@@ -2,7 +2,8 @@
 
 The bot logs in with a fixed device id (``connector.device_id``), so the transaction ids
 of its replies stay in one scope across restarts: a reply sent again under the same id
-after a crash is dropped by the homeserver as a repeat. The sync position is kept in
+after a crash is dropped by the homeserver as a repeat; a notice's transaction id is its
+``notice_id``, so a notice sent again is dropped the same way. The sync position is kept in
 ``run/chat/matrix.json`` and moved only after a batch's messages were handed on (stored),
 so a restart reads on from there and loses nothing. On the very first start the history
 from before it is not taken as new messages. Replies wait until the login is done: the
@@ -24,7 +25,6 @@ import json
 import logging
 import os
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -164,9 +164,9 @@ class MatrixAdapter:
         }
         await self._send(record.room, content, f"fleet-chat-{record.id}")
 
-    async def notice(self, room: str, text: str) -> None:
+    async def notice(self, room: str, text: str, notice_id: str) -> None:
         content = {"msgtype": "m.notice", "body": text}
-        await self._send(room, content, f"fleet-notice-{uuid.uuid4().hex}")
+        await self._send(room, content, f"fleet-notice-{notice_id}")
 
     async def resolve_aliases(self) -> None:
         """Each ``#alias`` room key to its room id; an unknown alias is a ``ConfigError``."""

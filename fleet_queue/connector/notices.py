@@ -8,13 +8,17 @@ in one look becomes one message (``compose``), so fifty cards failing in one tic
 one notice that counts them, not fifty. A room hears at most one notice per
 ``NOTICE_GAP``: what happens meanwhile waits and joins the next one.
 
-The cursor moves only after the notice was sent, so a restart neither loses an event
-nor repeats more than the one notice that was in flight; a room without a cursor starts
-at the newest event (the history before is not replayed).
+The cursor moves only after the notice was sent, so a restart loses no event; a room
+without a cursor starts at the newest event (the history before is not replayed). Before
+a notice is sent, the newest event it tells of is kept as the room's ``pending`` one: a
+send that failed (or a crash mid-send) is tried again with the same events and the same
+``notice_id``, which the network uses to drop a repeat where it can (Matrix, Slack,
+Discord; not Telegram), so the one notice in flight at a crash is not posted twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -150,8 +154,23 @@ def due(last_sent: float | None, now: float, gap: float = NOTICE_GAP) -> bool:
     return last_sent is None or now - last_sent >= gap
 
 
+def notice_id(room: str, last: Event) -> str:
+    """The id of the notice to ``room`` whose newest event is ``last``: the same on every
+    try, another room's or another store's (the event's time) differs. 20 hex characters:
+    it fits Discord's 25-character nonce with a part number."""
+    key = f"{room}\n{last.id}\n{last.at.isoformat()}"
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
+
+
+def _ids(found: object) -> dict[str, int]:
+    if not isinstance(found, dict):
+        return {}
+    return {str(room): last for room, last in found.items() if isinstance(last, int)}
+
+
 class NoticeCursors:
-    """The last event id each notice room was told of, in ``path`` (JSON, 0600).
+    """The last event id each notice room was told of, and the newest event of the
+    notice in flight to it (``pending``), in ``path`` (JSON, 0600).
 
     A missing or unreadable file is no cursor: each room starts at the newest event.
     """
@@ -159,21 +178,37 @@ class NoticeCursors:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.rooms: dict[str, int] = {}
+        self.pending: dict[str, int] = {}
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return
-        rooms = data.get("rooms") if isinstance(data, dict) else None
-        if isinstance(rooms, dict):
-            self.rooms = {str(room): last for room, last in rooms.items() if isinstance(last, int)}
+        if isinstance(data, dict):
+            self.rooms, self.pending = _ids(data.get("rooms")), _ids(data.get("pending"))
 
     def get(self, room: str) -> int | None:
         return self.rooms.get(room)
 
+    def in_flight(self, room: str) -> int | None:
+        """The newest event of the notice to ``room`` not known to be sent: the next
+        notice tells exactly up to it again."""
+        return self.pending.get(room)
+
+    def hold(self, room: str, last_id: int) -> None:
+        """Keep ``last_id`` as ``room``'s notice in flight, written before it is sent."""
+        self.pending[room] = last_id
+        self._save()
+
     def set(self, room: str, last_id: int) -> None:
-        """Move ``room``'s cursor to ``last_id`` and write the file before returning."""
+        """Move ``room``'s cursor to ``last_id`` (nothing in flight now) and write the
+        file before returning."""
         self.rooms[room] = last_id
-        write_private(self.path, json.dumps({"rooms": self.rooms}, sort_keys=True))
+        self.pending.pop(room, None)
+        self._save()
+
+    def _save(self) -> None:
+        data = {"rooms": self.rooms, "pending": self.pending}
+        write_private(self.path, json.dumps(data, sort_keys=True))
 
 
 def cursor_path(run_dir: Path, network: str) -> Path:

@@ -12,6 +12,8 @@ the message that asked. ``chat.postMessage`` has no idempotency key, so each rep
 carries the record's id in its message metadata (event type ``fleet_reply``) and, before
 posting, the thread is read (``conversations.replies``) for one of ours with that id: a
 reply sent before a crash between posting and the store's mark is not posted again.
+A fleet notice carries its ``notice_id`` the same way (event type ``fleet_notice``) and
+the channel's newest messages are read for it first (``conversations.history``).
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ log = logging.getLogger(__name__)
 
 REPLY_EVENT = "fleet_reply"
 """The metadata event type of our replies; its payload's ``chat_id`` is the record's id."""
+NOTICE_EVENT = "fleet_notice"
+"""The metadata event type of our notices; its payload's ``notice_id`` is the notice's id."""
+NOTICE_LOOKBACK = 100
+"""The channel's newest messages read for a notice already posted (before a crash or a
+lost answer): a notice is tried again within seconds, so it would be among them."""
 USER_SUBTYPES = (None, "thread_broadcast")
 """Message subtypes a person typed; edits, deletions, joins and bots' posts are not."""
 AUTH_ERRORS = (
@@ -220,9 +227,21 @@ class SlackAdapter:
             self.web.conversations_replies,
             channel=record.room, ts=thread, include_all_metadata=True,
         ):  # fmt: skip
-            if self._ours(message) and _chat_id(message) == record.id:
+            if self._ours(message) and _payload(message, REPLY_EVENT, "chat_id") == record.id:
                 return True
         return False
+
+    async def _noticed(self, room: str, notice_id: str) -> bool:
+        """Whether one of the channel's newest messages is our notice ``notice_id``."""
+        page = await self.web.conversations_history(
+            channel=room, limit=NOTICE_LOOKBACK, include_all_metadata=True
+        )
+        return any(
+            isinstance(m, dict)
+            and self._ours(m)
+            and _payload(m, NOTICE_EVENT, "notice_id") == notice_id
+            for m in page.get("messages") or []
+        )
 
     def _ours(self, message: dict[str, Any]) -> bool:
         return bool(
@@ -230,10 +249,17 @@ class SlackAdapter:
             or (self.bot_user and message.get("user") == self.bot_user)
         )
 
-    async def notice(self, room: str, text: str) -> None:
+    async def notice(self, room: str, text: str, notice_id: str) -> None:
         await self._until_ready()
         try:
-            await self.web.chat_postMessage(channel=room, text=text)
+            if await self._noticed(room, notice_id):
+                log.info("slack: notice %s to %s was posted before; not again", notice_id, room)
+                return
+            await self.web.chat_postMessage(
+                channel=room,
+                text=text,
+                metadata={"event_type": NOTICE_EVENT, "event_payload": {"notice_id": notice_id}},
+            )
         except SEND_ERRORS as exc:
             raise ChatSendError(f"slack: a notice to {room} failed: {_why(exc)}") from None
 
@@ -248,12 +274,13 @@ class SlackAdapter:
             await self.socket.close()  # type: ignore[no-untyped-call]
 
 
-def _chat_id(message: dict[str, Any]) -> object:
+def _payload(message: dict[str, Any], event_type: str, key: str) -> object:
+    """``key`` of the message's metadata payload when its event type is ``event_type``."""
     metadata = message.get("metadata")
-    if not isinstance(metadata, dict) or metadata.get("event_type") != REPLY_EVENT:
+    if not isinstance(metadata, dict) or metadata.get("event_type") != event_type:
         return None
     payload = metadata.get("event_payload")
-    return payload.get("chat_id") if isinstance(payload, dict) else None
+    return payload.get(key) if isinstance(payload, dict) else None
 
 
 def _why(exc: BaseException) -> str:

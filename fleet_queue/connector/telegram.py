@@ -14,6 +14,7 @@ Telegram has no idempotency key for a sent message and the Bot API cannot read a
 history, so a reply cannot be checked or deduplicated after the fact: if the connector
 dies after Telegram accepted a reply and before the store marked it answered (a few
 milliseconds), or a send times out after Telegram posted it, the reply is sent again.
+The same holds for a fleet notice: its ``notice_id`` has nowhere to go.
 """
 
 from __future__ import annotations
@@ -197,7 +198,8 @@ class TelegramAdapter:
         for piece in chunks(text):
             await self._send(record.room, piece, answer_to, topic)
 
-    async def notice(self, room: str, text: str) -> None:
+    async def notice(self, room: str, text: str, notice_id: str) -> None:
+        del notice_id  # no idempotency key in the Bot API (see the module's docstring)
         for piece in chunks(text):
             await self._send(room, piece, None, None)
 

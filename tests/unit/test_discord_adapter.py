@@ -231,6 +231,27 @@ def test_a_repeated_nonce_posts_once(room: Room) -> None:
     assert room.api.posts == 2
 
 
+def test_a_notice_sent_again_under_its_id_is_posted_once(room: Room) -> None:
+    """A notice's nonce is its id and part: the try again after a restart (or a lost
+    answer) returns the message the first try made."""
+    long = "z" * (MAX_CONTENT + 5)
+
+    async def scenario() -> None:
+        first = await room.connected()
+        await first.adapter.notice(str(room.channel), long, "0123456789abcdef0123")
+        await first.stop()
+        again = await room.connected()
+        await again.adapter.notice(str(room.channel), long, "0123456789abcdef0123")
+        await again.adapter.notice(str(room.channel), "next", "ffff456789abcdef0123")
+        await again.stop()
+
+    in_thread(scenario)
+    told = room.api.history(room.channel)
+    assert [len(m["content"]) for m in told] == [MAX_CONTENT, 5, 4]
+    assert [m["nonce"] for m in told[:2]] == ["n0123456789abcdef0123.0", "n0123456789abcdef0123.1"]
+    assert room.api.posts == 5
+
+
 def test_a_message_in_a_thread_is_answered_in_the_thread(room: Room) -> None:
     thread = room.api.thread(room.channel, "plans")
 

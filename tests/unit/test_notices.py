@@ -24,6 +24,7 @@ from fleet_queue.connector.notices import (
     compose,
     cursor_path,
     due,
+    notice_id,
     notice_line,
 )
 from fleet_queue.roster import parse_roster
@@ -140,13 +141,29 @@ class NoticeRoom:
 
     def __init__(self) -> None:
         self.told: list[tuple[str, str]] = []
+        self.ids: list[str] = []
+        """The notice id of every try, refused ones included."""
         self.refusing = False
 
-    async def notice(self, room: str, text: str) -> None:
+    async def notice(self, room: str, text: str, notice_id: str) -> None:
+        self.ids.append(notice_id)
         if self.refusing:
             self.refusing = False
             raise ChatSendError("matrix: sending failed: 502")
         self.told.append((room, text))
+
+
+def test_a_notice_id_is_the_same_on_every_try_and_differs_by_room_event_and_store() -> None:
+    last = event(7, EventKind.FAILED, "C-1")
+    same = notice_id("!a:x", last)
+    assert same == notice_id("!a:x", event(7, EventKind.FAILED, "C-1", detail="other words"))
+    assert len(same) == 20 and same.isalnum()
+    assert same != notice_id("!b:x", last)
+    assert same != notice_id("!a:x", event(8, EventKind.FAILED, "C-1"))
+    fresh_store = Event(
+        7, "t1", "h1", "C-1", EventKind.FAILED, None, None, None, AT.replace(hour=13)
+    )
+    assert same != notice_id("!a:x", fresh_store)
 
 
 def test_the_service_tells_a_room_once_after_a_refused_send_and_across_a_restart(
@@ -179,25 +196,35 @@ def test_the_service_tells_a_room_once_after_a_refused_send_and_across_a_restart
         room.refusing = True
         await first.notify(ROOM, cursors)  # refused: the cursor stays
         assert room.told == [] and cursors.get(ROOM) != store.last_event_id()
+        store.record_event("C-9", EventKind.BLOCKED, detail="came after the refused try")
         await first.notify(ROOM, cursors)  # within the gap: not yet
         assert room.told == []
         await asyncio.sleep(gap)
-        await first.notify(ROOM, cursors)
+        await service().notify(ROOM, NoticeCursors(path))  # restarted meanwhile
+        # The notice in flight is told again as it was, under the same id (a network
+        # that got the first try drops this one); what came after waits for the next.
         assert room.told == [(ROOM, "fleet: card C-1 failed (a0): tests red")]
+        assert room.ids[0] == room.ids[1]
+        await asyncio.sleep(gap)
+        cursors = NoticeCursors(path)
+        await first.notify(ROOM, cursors)
+        assert room.told[1:] == [(ROOM, "fleet: card C-9 blocked: came after the refused try")]
+        assert room.ids[2] != room.ids[1]
         assert NoticeCursors(path).get(ROOM) == store.last_event_id()
+        assert NoticeCursors(path).in_flight(ROOM) is None
         store.record_event("C-1", EventKind.DROPPED)  # not news
         quiet = store.last_event_id()
         for _ in range(2):  # the look after a quiet one starts past it
             await asyncio.sleep(gap)
             await first.notify(ROOM, cursors)
-        assert cursors.get(ROOM) == quiet and len(room.told) == 1
+        assert cursors.get(ROOM) == quiet and len(room.told) == 2
         await asyncio.sleep(gap)
         again = service()  # a restart: the kept cursor, nothing told twice
         await again.notify(ROOM, NoticeCursors(path))
-        assert len(room.told) == 1
+        assert len(room.told) == 2
         store.record_event("C-2", EventKind.BLOCKED, detail="needs a key")
         await again.notify(ROOM, NoticeCursors(path))
-        assert room.told[1:] == [(ROOM, "fleet: card C-2 blocked: needs a key")]
+        assert room.told[2:] == [(ROOM, "fleet: card C-2 blocked: needs a key")]
 
     try:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:  # see test_matrix_adapter.py

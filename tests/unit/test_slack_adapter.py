@@ -187,6 +187,33 @@ def test_a_reply_sent_again_by_a_restarted_connector_is_posted_once(
     in_own_loop(scenario)
 
 
+def test_a_notice_sent_again_under_its_id_is_posted_once(
+    slack: SlackServer, tmp_path: Path
+) -> None:
+    """A restart (or a send whose answer was lost) tries the notice in flight again under
+    the same id: the channel shows our notice with it, so it is not posted twice."""
+
+    async def scenario() -> None:
+        first = Running(adapter(slack, tmp_path))
+        await until(lambda: slack.state.connections == 1, "the connection")
+        await first.bot.notice(CHANNEL, "fleet: card C-1 failed", "a1")
+        await first.stop()
+        slack.say(CHANNEL, ALICE, "chatter in between")
+        second = Running(adapter(slack, tmp_path))
+        await until(lambda: slack.state.connections == 2, "the second connection")
+        await second.bot.notice(CHANNEL, "fleet: card C-1 failed", "a1")
+        await second.bot.notice(CHANNEL, "fleet: card C-2 failed", "b2")
+        await second.stop()
+
+    in_own_loop(scenario)
+    told = slack.bot_messages(CHANNEL)
+    assert [m["text"] for m in told] == ["fleet: card C-1 failed", "fleet: card C-2 failed"]
+    assert told[0]["metadata"] == {
+        "event_type": "fleet_notice",
+        "event_payload": {"notice_id": "a1"},
+    }
+
+
 def test_our_reply_deep_in_a_long_thread_is_found_on_a_later_page(
     slack: SlackServer, tmp_path: Path
 ) -> None:
@@ -251,8 +278,8 @@ def test_a_refused_send_is_a_chat_send_error_and_a_dropped_socket_reconnects(
         with pytest.raises(ChatSendError, match="ratelimited"):
             await run.bot.reply(record(run.got[0]), "too fast")
         with pytest.raises(ChatSendError, match="channel_not_found"):
-            await run.bot.notice("C0GONE", "fleet paused")
-        await run.bot.notice(CHANNEL, "fleet paused")
+            await run.bot.notice("C0GONE", "fleet paused", "n1")
+        await run.bot.notice(CHANNEL, "fleet paused", "n1")
         assert [m["text"] for m in slack.bot_messages(CHANNEL)] == ["fleet paused"]
         slack.drop_connections()  # Slack refreshes connections now and then
         await until(lambda: slack.state.connections == 2, "the reconnection")

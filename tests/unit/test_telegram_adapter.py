@@ -146,7 +146,7 @@ def test_message_fields_reply_threading_topics_chunks_and_notices(
         await bot.reply(record(in_topic, thread="7", room=forum), "in the topic")
         await bot.reply(record(asked), "x" * TEXT_MAX + "tail")
         await bot.reply(record(999), "the asking message was deleted")  # still answered
-        await bot.notice(str(GROUP), "card C-1 failed")
+        await bot.notice(str(GROUP), "card C-1 failed", "n1")
         await bot.close()
         await asyncio.wait_for(task, scaled(2))
 
