@@ -145,11 +145,6 @@ def nudge_hook(settings: Settings) -> Callable[[str], None]:
     return hook
 
 
-def clear_nudge(settings: Settings, client: redis.Redis) -> None:
-    """Called by a starting tick: later nudges must queue a new tick."""
-    client.delete(redis_key(settings.tenant, NUDGE_KEY))
-
-
 _clients: dict[str, redis.Redis] = {}
 
 

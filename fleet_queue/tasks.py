@@ -7,6 +7,7 @@ touch tmux: they decide; host workers act.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from celery import Celery, Task
 from redis.exceptions import LockError
 from redis.lock import Lock
 
-from fleet_queue.nudge import clear_nudge, nudge_tick
+from fleet_queue.nudge import NUDGE_KEY, nudge_tick, task_message
 from fleet_queue.queues import (
     DELIVER_TASK,
     HOST_STATUS_TASK,
@@ -43,14 +44,18 @@ def fleet(task: Task) -> FleetContext:
     return context
 
 
-def send_delivery(app: Celery, ctx: FleetContext, claim: Claim) -> None:
-    """Route the delivery to the queue of the host that owns the agent's pane."""
-    app.send_task(
-        DELIVER_TASK,
-        args=(claim.card.id, claim.token, claim.agent),
-        queue=host_queue(ctx.settings.tenant, claim.host),
-        expires=ctx.settings.lease_ttl,
-    )
+def send_delivery(ctx: FleetContext, claim: Claim) -> None:
+    """Route the delivery to the queue of the host that owns the agent's pane.
+
+    One LPUSH of the task message as kombu's Redis transport stores it
+    (``nudge.task_message``), on the tick's own Redis client: Celery's ``send_task``
+    (producer, routing, message building, kombu's publish) cost about a third of the
+    tick per card, for a message the worker consumes exactly the same way.
+    """
+    queue = host_queue(ctx.settings.tenant, claim.host)
+    args = (claim.card.id, claim.token, claim.agent)
+    message = task_message(DELIVER_TASK, queue, ctx.settings.lease_ttl, args)
+    ctx.redis.lpush(queue, json.dumps(message))
 
 
 def tick_once(task: Task) -> dict[str, Any]:
@@ -59,21 +64,28 @@ def tick_once(task: Task) -> dict[str, Any]:
     ctx = fleet(task)
     client = ctx.redis
     tenant = ctx.settings.tenant
-    clear_nudge(ctx.settings, client)
-    rerun = redis_key(tenant, "tick-rerun")
+    nudge, rerun = redis_key(tenant, NUDGE_KEY), redis_key(tenant, "tick-rerun")
     lock = client.lock(redis_key(tenant, "tick-lock"), timeout=TICK_LOCK_SECONDS)
+    # Later nudges must queue a new tick (the nudge key cleared) whether or not this one
+    # runs; one round trip for both keys.
     if not lock.acquire(blocking=False):
-        client.set(rerun, 1, ex=TICK_LOCK_SECONDS)
+        pipe = client.pipeline(transaction=False)
+        pipe.delete(nudge)
+        pipe.set(rerun, 1, ex=TICK_LOCK_SECONDS)
+        pipe.execute()
         return {"skipped": "another tick is running"}
     claimed: list[str] = []
+    first = True
     try:
         while True:
-            if not _still_ours(lock):
+            if first:  # just acquired: nothing to renew, and this round sees every rerun
+                client.delete(nudge, rerun)
+            elif not _still_ours(lock):
                 return {"skipped": "tick lock lost to a newer tick", "claimed": claimed}
-            client.delete(rerun)
-            result = run_tick(
-                ctx.store, ctx.roster, ctx.settings, lambda c: send_delivery(task.app, ctx, c)
-            )
+            else:
+                client.delete(rerun)
+            first = False
+            result = run_tick(ctx.store, ctx.roster, ctx.settings, lambda c: send_delivery(ctx, c))
             claimed += result.claims
             if result.paused or not client.exists(rerun):
                 break
@@ -94,7 +106,9 @@ def _still_ours(lock: Lock) -> bool:
 
 
 def register_control_tasks(app: Celery) -> None:
-    @app.task(name=TICK_TASK, bind=True)
+    # No task events for the tick (Flower): it runs once or more per card dispatched, and
+    # its three events cost more broker publishes than its claim; deliveries keep theirs.
+    @app.task(name=TICK_TASK, bind=True, send_events=False)
     def supervisor_tick(self: Task) -> dict[str, Any]:
         return tick_once(self)
 

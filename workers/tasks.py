@@ -21,7 +21,6 @@ from fleet_queue.errors import (
     AgentBusyError,
     DeliveryError,
     FleetError,
-    StaleTokenError,
 )
 from fleet_queue.nudge import nudge_tick
 from fleet_queue.pause import dispatch_allowed, host_paused
@@ -165,13 +164,7 @@ def record_delivered(ctx: FleetContext, card_id: str, token: int, agent: str) ->
     write; the lease is gone then, but the text did reach the pane under this token,
     so the audit trail still says so.
     """
-    try:
-        ctx.store.mark_delivered(card_id, token, agent)
-    except StaleTokenError as exc:
-        ctx.store.record_event(
-            card_id, "delivered", agent=agent, token=token,
-            detail=f"recorded after the lease moved on: {exc.message}",
-        )  # fmt: skip
+    ctx.store.record_delivery(card_id, token, agent)  # one write transaction either way
 
 
 BUSY_RETRY_SECONDS = 0.1

@@ -38,6 +38,7 @@ from fleet_queue.store.rows import card_from_row
 from fleet_queue.store.statements import (
     CARDS_BY_SEQ,
     LANE_PROBE,
+    MARK_DELIVERED,
     TAKE,
     TAKE_ONE,
     expiry_in,
@@ -203,17 +204,30 @@ class Lifecycle(StoreBase):
         row = tx.conn.execute(stmt).mappings().first()
         if row is not None:
             return row
+        raise self._refusal(tx, card_id, token, action, live_for, owner)
+
+    def _refusal(
+        self,
+        tx: Tx,
+        card_id: str,
+        token: int,
+        action: str,
+        live_for: float | None,
+        owner: str | None,
+    ) -> StaleTokenError:
+        """Why the fenced update matched no row: the lease moved on, or it ran out
+        (LeaseExpiredError, a StaleTokenError)."""
         current = self._must(tx.conn, card_id)
         if rules.held(current, token) and owner is not None and current["lease_owner"] != owner:
-            raise StaleTokenError(
+            return StaleTokenError(
                 f"card {card_id!r} is leased to {current['lease_owner']}, not {owner};"
                 f" cannot {action}"
             )
         if rules.held(current, token):
             assert live_for is not None
             why = rules.lease_refusal(current, token, action, self._now(tx.conn), live_for)
-            raise LeaseExpiredError(why)
-        raise StaleTokenError(rules.stale_message(current, token, action))
+            return LeaseExpiredError(why)
+        return StaleTokenError(rules.stale_message(current, token, action))
 
     def _lease_event(
         self,
@@ -277,6 +291,23 @@ class Lifecycle(StoreBase):
             )
             self._lease_event(tx, row, EventKind.DELIVERED, token, announce=False)
             return card_from_row(row)
+
+    def record_delivery(self, card_id: str, token: int, agent: str) -> bool:
+        """``mark_delivered`` for the host worker, whose text did reach the pane: True when
+        marked under the live lease; False when the lease had moved on or run out meanwhile
+        (a quick agent closed its card between verify and this write): the text did reach
+        the pane under this token, so the ``delivered`` event is written all the same, with
+        why, in the same transaction, and nothing else changes."""
+        fence = {"d_tenant": self.tenant, "d_card": card_id, "d_token": token, "d_owner": agent}
+        with self._write() as tx:
+            row = tx.conn.execute(MARK_DELIVERED, fence).mappings().first()
+            if row is not None:
+                self._lease_event(tx, row, EventKind.DELIVERED, token, announce=False)
+                return True
+            refusal = self._refusal(tx, card_id, token, "deliver", 0.0, agent)
+            detail = f"recorded after the lease moved on: {refusal.message}"
+            self._event(tx, card_id, EventKind.DELIVERED, agent=agent, token=token, detail=detail)
+            return False
 
     def renew(self, card_id: str, token: int, ttl: float) -> Card:
         """Extend a live lease to ``ttl`` seconds from now (database time)."""

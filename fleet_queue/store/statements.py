@@ -89,6 +89,22 @@ CARDS_BY_SEQ = sa.select(cards.c.seq, *CARD_COLUMNS).where(
     cards.c.seq.in_(sa.bindparam("seqs", expanding=True))
 )
 
+# The host worker's ``delivered`` mark: the fence (token, owner, a live lease by the
+# database clock) and the write in one statement, built once (``Lifecycle.record_delivery``).
+MARK_DELIVERED = (
+    sa.update(cards)
+    .where(
+        cards.c.tenant_id == sa.bindparam("d_tenant"),
+        cards.c.id == sa.bindparam("d_card"),
+        cards.c.status == CLAIMED,
+        cards.c.token == sa.bindparam("d_token"),
+        cards.c.lease_owner == sa.bindparam("d_owner"),
+        cards.c.lease_expires_at > db_now(),
+    )
+    .values(delivered_at=db_now(), delivery_failures=0, updated_at=db_now())
+    .returning(*CARD_COLUMNS)
+)
+
 INSERT_EVENT = sa.insert(events).values(at=db_now())
 
 CLOCK = sa.select(db_now())

@@ -165,7 +165,7 @@ def test_delivery_with_less_than_the_margin_left_is_refused(fleet: Fleet) -> Non
         fleet.store.create(NewCard(id="late2", title="queued too long", target_class="implementer"))
         # the tick, as any host worker of the tenant runs it: c0 claims, deliver_card is queued
         result = run_tick(
-            fleet.store, fleet.roster, fleet.settings, lambda c: send_delivery(app, app.fleet, c)
+            fleet.store, fleet.roster, fleet.settings, lambda c: send_delivery(app.fleet, c)
         )
         assert result.claims == ["late2"], result
         old = fleet.store.get("late2")

@@ -173,3 +173,40 @@ def test_a_connection_lost_mid_transaction_raises_store_unavailable(pg_url: str)
         with pytest.raises(StoreUnavailableError), store._read() as conn:
             conn.execute(sa.text("SELECT pg_terminate_backend(pg_backend_pid())"))
         assert store.get("a").id == "a"  # the pool recovers once the database is back
+
+
+def delivered_events(store: CardStore, card_id: str) -> list[tuple[int | None, str | None]]:
+    return [
+        (e.token, e.detail)
+        for e in store.events(card_id=card_id, limit=None)
+        if e.kind == EventKind.DELIVERED
+    ]
+
+
+def test_record_delivery_marks_a_live_lease_and_only_logs_one_that_moved_on(
+    store: CardStore,
+) -> None:
+    """The host worker's mark after a verified typing: under the live lease it is the card's
+    ``delivered_at``; once the agent closed the card (or the lease ran out) the text still
+    reached the pane, so the event is written, with why, and the card is left as it is."""
+    token = claimed(store)
+    assert store.record_delivery("a", token, "w1") is True
+    assert store.get("a").delivered_at is not None
+    assert delivered_events(store, "a") == [(token, None)]
+
+    token_b = claimed(store, "b")
+    store.complete("b", token_b)  # a quick agent closed it between verify and the mark
+    done = store.get("b").to_dict()
+    assert store.record_delivery("b", token_b, "w1") is False
+    assert store.get("b").to_dict() == done
+    [(logged, detail)] = delivered_events(store, "b")
+    assert logged == token_b and detail is not None
+    assert detail.startswith("recorded after the lease moved on") and "done" in detail
+
+    token_c = claimed(store, "c")
+    lease_left(store, "c", -1.0)
+    before = store.get("c").to_dict()
+    assert store.record_delivery("c", token_c, "w1") is False
+    assert store.get("c").to_dict() == before and before["delivered_at"] is None
+    [(_, detail)] = delivered_events(store, "c")
+    assert detail is not None and "expired" in detail

@@ -3,16 +3,19 @@
 The supervisor tick (``fleet_queue.tasks.tick_once``) and the host tasks
 (``workers.tasks.deliver`` and ``collect_status``) run here as plain calls, with the
 real store, the real Redis keys (tick lock, typed-once key) and real stub agents in
-real tmux panes. What the tick would send to Celery is kept by ``RecordingApp``
-instead; a test takes those messages and runs them, in the order it chooses, as
-often as it chooses: a stale token, a redelivery, a retry are each one call.
+real tmux panes. The deliveries the tick pushes onto the host queues (in Redis, as a
+worker would find them) are taken off by the test, and what else a task body sends to
+Celery is kept by ``RecordingApp``; a test runs those messages in the order it chooses,
+as often as it chooses: a stale token, a redelivery, a retry are each one call.
 No Celery worker, beat or broker consumer runs, so a fence or pause rule is
 checked in well under a second instead of a fleet's start-up time.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +25,7 @@ from typing import Any
 import redis
 
 from fleet_queue.context import FleetContext
-from fleet_queue.queues import DELIVER_TASK
+from fleet_queue.queues import DELIVER_TASK, host_queue
 from fleet_queue.roster import Roster, parse_roster, write_roster
 from fleet_queue.settings import Settings
 from fleet_queue.store import CardStore
@@ -45,6 +48,13 @@ class RetryRequested(Exception):
     def __init__(self, countdown: float | None) -> None:
         super().__init__(f"retry in {countdown}s")
         self.countdown = countdown
+
+
+def queued_task(message: dict[str, Any], queue: str) -> SentTask:
+    """A task message as kombu's Redis transport stores it (protocol 2, JSON body)."""
+    args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+    options = {"queue": queue, "expires": message["headers"]["expires"], **kwargs}
+    return SentTask(message["headers"]["task"], tuple(args), options)
 
 
 @dataclass
@@ -99,9 +109,15 @@ class Pipeline:
         return tick_once(self.task())
 
     def take_deliveries(self) -> list[SentTask]:
-        """The delivery messages sent since the last call (other messages are left)."""
+        """The delivery messages sent since the last call: taken off the host queues as a
+        host worker takes them, oldest first (and any a body sent through the app)."""
         taken = [sent for sent in self.app.sent if sent.name == DELIVER_TASK]
         self.app.sent = [sent for sent in self.app.sent if sent.name != DELIVER_TASK]
+        settings, client = self.settings, self.context.redis
+        hosts = sorted({agent.host_or(settings.host) for agent in self.roster.agents})
+        for queue in (host_queue(settings.tenant, host) for host in hosts):
+            while isinstance(raw := client.rpop(queue), bytes | str):
+                taken.append(queued_task(json.loads(raw), queue))
         return taken
 
     def tick_for_one(self) -> SentTask:
