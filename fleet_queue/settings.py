@@ -151,6 +151,13 @@ class Settings(BaseSettings):
         le=YEAR,
         description="Seconds a chat message waits for its turn's reply before it is failed.",
     )
+    chat_reply_retry: float = Field(
+        default=900.0,
+        gt=0,
+        le=YEAR,
+        description="Seconds a chat reply the network keeps failing for a passing reason"
+        " is tried again before its message is failed.",
+    )
     max_card_bytes: int = Field(
         default=DEFAULT_MAX_CARD_BYTES,
         ge=1024,
@@ -250,6 +257,7 @@ class Settings(BaseSettings):
             "slack_app_token": "***" if self.slack_app_token else None,
             "discord_token": "***" if self.discord_token else None,
             "chat_reply_timeout": self.chat_reply_timeout,
+            "chat_reply_retry": self.chat_reply_retry,
             "max_card_bytes": self.max_card_bytes,
         }
 

@@ -19,9 +19,16 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from fleet_queue.connector.base import ChatAdapter, ChatMessage, ChatRecord, ChatState
+from fleet_queue.connector.base import (
+    ChatAdapter,
+    ChatMessage,
+    ChatRecord,
+    ChatRefusedError,
+    ChatState,
+)
 from fleet_queue.connector.config import ChatConfig, answering_agent
 from fleet_queue.connector.notices import (
     NOTICE_BATCH,
@@ -50,6 +57,17 @@ LOOK_EVERY = 0.2
 PROMPT_SLACK = 300.0
 """A turn's prompt is looked for from this long before its message was stored: the
 store's clock and the runtime's may differ a little (the prompt is found by its hash)."""
+SEND_PAUSE_MAX = 30.0
+"""Longest wait between two tries of a reply the network failed (doubling from 1 s)."""
+
+
+@dataclass
+class Sending:
+    """A reply the network failed for a passing reason: since when, and the next try."""
+
+    first: float
+    next_try: float
+    pause: float = 1.0
 
 
 class ConnectorService:
@@ -79,6 +97,8 @@ class ConnectorService:
         self.notice_every = notice_every
         self.notice_gap = notice_gap
         self._noticed: dict[str, float] = {}
+        self._sending: dict[int, Sending] = {}
+        """Replies failing for a passing reason, by record id (since this start)."""
         self._looked: dict[str, int] = {}
 
     async def on_message(self, message: ChatMessage) -> None:
@@ -173,20 +193,51 @@ class ConnectorService:
                 return True
             text = found.text
             await asyncio.to_thread(self.store.chat_reply, record.id, text)
+        sending = self._sending.get(record.id)
+        if sending is not None and time.monotonic() < sending.next_try:
+            return False
         try:
             await self.adapter.reply(record, text)
+        except ChatRefusedError as exc:
+            self._sending.pop(record.id, None)
+            await self._fail(record, f"the reply was refused: {exc.message}", tell=False)
+            return True
         except FleetError as exc:
-            log.warning("reply to chat message %d not sent yet: %s", record.id, exc.message)
-            return False
+            return await self._send_failed(record, exc.message)
+        self._sending.pop(record.id, None)
         await asyncio.to_thread(self.store.chat_answered, record.id)
         log.info("chat message %d answered (turn %s)", record.id, record.turn_id)
         return True
 
-    async def _fail(self, record: ChatRecord, reason: str) -> None:
+    async def _send_failed(self, record: ChatRecord, why: str) -> bool:
+        """A reply the network failed for a passing reason: tried again, backing off, for
+        ``chat_reply_retry`` seconds from its first failure, then its message is failed.
+        Logged at the first failure and at the end, not at each try."""
+        now = time.monotonic()
+        sending = self._sending.get(record.id)
+        if sending is None:
+            sending = self._sending[record.id] = Sending(first=now, next_try=now)
+            log.warning(
+                "reply to chat message %d not sent (%s); tried again for up to %gs",
+                record.id, why, self.settings.chat_reply_retry,
+            )  # fmt: skip
+        if now - sending.first >= self.settings.chat_reply_retry:
+            del self._sending[record.id]
+            await self._fail(
+                record, f"the reply could not be sent for {now - sending.first:.0f}s: {why}"
+            )
+            return True
+        sending.next_try = now + sending.pause
+        sending.pause = min(sending.pause * 2, SEND_PAUSE_MAX)
+        return False
+
+    async def _fail(self, record: ChatRecord, reason: str, *, tell: bool = True) -> None:
+        """Fail the message; the room is told why unless it refused the reply itself."""
         if await asyncio.to_thread(self.store.chat_failed, record.id, reason):
             log.warning("chat message %d failed: %s", record.id, reason)
-            with contextlib.suppress(FleetError):
-                await self.adapter.reply(record, f"(fleet: {reason})")
+            if tell:
+                with contextlib.suppress(FleetError):
+                    await self.adapter.reply(record, f"(fleet: {reason})")
 
     async def notices_forever(self) -> None:
         cursors = NoticeCursors(cursor_path(self.settings.run_dir, self.adapter.network))
@@ -222,10 +273,14 @@ class ConnectorService:
                 await asyncio.to_thread(cursors.hold, room, last.id)
             try:
                 await self.adapter.notice(room, text, notice_id(room, last))
+            except ChatRefusedError as exc:  # the room is gone or shut to the bot
+                log.error("notice to %s refused, events up to %d not told there: %s",
+                          room, last.id, exc.message)  # fmt: skip
             except FleetError as exc:
                 log.warning("notice to %s not sent yet: %s", room, exc.message)
                 return
-            log.info("notice to %s: %d events up to %d", room, len(found), found[-1].id)
+            else:
+                log.info("notice to %s: %d events up to %d", room, len(found), last.id)
         if found:
             await asyncio.to_thread(cursors.set, room, found[-1].id)
         elif looked is not None and looked > after:

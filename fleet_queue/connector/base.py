@@ -71,7 +71,15 @@ class ChatRecord:
 
 
 class ChatSendError(FleetError):
-    """The network refused or lost a reply; the message stays delivered and is retried."""
+    """The network failed a send for a passing reason (unreachable, rate limited, a 5xx,
+    not connected yet): the message stays delivered and the reply is tried again, up to
+    ``FLEET_CHAT_REPLY_RETRY`` seconds."""
+
+
+class ChatRefusedError(ChatSendError):
+    """The network refused a send for good (the channel is gone, the bot was removed or
+    may not post there, the message is malformed): trying again cannot help, so the
+    message is failed at once instead of retried forever."""
 
 
 OnMessage = Callable[[ChatMessage], Awaitable[None]]
@@ -111,7 +119,8 @@ class ChatAdapter(Protocol):
         (a restart between send and the store's mark) must not post twice where the network
         lets us say so (Matrix: the transaction id is the record's id). Called beside
         ``run`` from the start (a restart finds replies recorded while it was down), it
-        waits until ``run`` has connected; a failure is a ``FleetError``, tried again."""
+        waits until ``run`` has connected. A passing failure is a ``ChatSendError`` (tried
+        again), a refusal for good a ``ChatRefusedError`` (the message is failed)."""
         ...
 
     async def notice(self, room: str, text: str, notice_id: str) -> None:

@@ -44,7 +44,13 @@ import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from fleet_queue.connector.base import ChatMessage, ChatRecord, ChatSendError, OnMessage
+from fleet_queue.connector.base import (
+    ChatMessage,
+    ChatRecord,
+    ChatRefusedError,
+    ChatSendError,
+    OnMessage,
+)
 from fleet_queue.connector.config import ChatConfig
 from fleet_queue.errors import ConfigError
 from fleet_queue.settings import Settings, reveal
@@ -330,7 +336,7 @@ class DiscordAdapter:
                 if message.author.id == me.id and reference and reference.message_id == asked:
                     posted += 1
         except SENDING_ERRORS as exc:
-            raise ChatSendError(f"discord: reading channel {channel} failed: {exc}") from None
+            raise _send_error(f"discord: reading channel {channel} failed", exc) from None
         return posted
 
     async def _post(
@@ -347,7 +353,7 @@ class DiscordAdapter:
                     mention_author=True,
                 )  # fmt: skip
         except SENDING_ERRORS as exc:
-            raise ChatSendError(f"discord: sending to channel {channel} failed: {exc}") from None
+            raise _send_error(f"discord: sending to channel {channel} failed", exc) from None
 
     async def _until_ready(self) -> None:
         """Until ``run`` has logged in; ``ChatSendError`` once closed instead."""
@@ -395,3 +401,11 @@ class DiscordAdapter:
     async def close(self) -> None:
         self._closed.set()
         await self.client.close()
+
+
+def _send_error(what: str, exc: BaseException) -> ChatSendError:
+    """A refusal for good (a deleted channel, no permission there, a malformed message:
+    403, 404 or 400) or a passing failure (429 beyond discord.py's own waits, a 5xx, no
+    answer)."""
+    refused = isinstance(exc, discord.HTTPException) and exc.status in (400, 403, 404)
+    return (ChatRefusedError if refused else ChatSendError)(f"{what}: {exc}")

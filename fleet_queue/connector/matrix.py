@@ -28,7 +28,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fleet_queue.connector.base import ChatMessage, ChatRecord, ChatSendError, OnMessage
+from fleet_queue.connector.base import (
+    ChatMessage,
+    ChatRecord,
+    ChatRefusedError,
+    ChatSendError,
+    OnMessage,
+)
 from fleet_queue.connector.config import ChatConfig
 from fleet_queue.errors import ConfigError
 from fleet_queue.settings import Settings, reveal
@@ -38,6 +44,9 @@ log = logging.getLogger(__name__)
 SYNC_TIMEOUT_MS = 30_000
 """Long-poll of one sync: the homeserver answers at once when a message comes."""
 RETRY_MAX = 30.0
+REFUSED = ("M_FORBIDDEN", "M_NOT_FOUND", "M_TOO_LARGE", "M_BAD_JSON", "M_NOT_JSON")
+"""Error codes of a send refused for good: not in the room (kicked, banned, never
+invited), no such room, a malformed or too large event."""
 
 
 def build(config: ChatConfig, settings: Settings) -> MatrixAdapter:
@@ -200,7 +209,9 @@ class MatrixAdapter:
         except LocalProtocolError as exc:  # logged out under us: the service tries again
             raise ChatSendError(f"matrix: sending to {room} failed: {exc}") from None
         if isinstance(answer, RoomSendError):
-            raise ChatSendError(f"matrix: sending to {room} failed: {answer.message}")
+            refused = answer.status_code in REFUSED
+            error = ChatRefusedError if refused else ChatSendError
+            raise error(f"matrix: sending to {room} failed: {answer.status_code} {answer.message}")
 
     async def _until_ready(self) -> None:
         """Until ``run`` has logged in and joined; ``ChatSendError`` once closed instead."""

@@ -32,6 +32,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from fleet_queue.connector.base import (
     ChatMessage,
     ChatRecord,
+    ChatRefusedError,
     ChatSendError,
     OnMessage,
     unless_closed,
@@ -59,6 +60,16 @@ USER_SUBTYPES = (None, "thread_broadcast")
 AUTH_ERRORS = (
     "invalid_auth", "not_authed", "account_inactive", "token_revoked", "not_allowed_token_type",
 )  # fmt: skip
+REFUSED = (
+    "channel_not_found", "not_in_channel", "is_archived", "channel_is_archived",
+    "msg_too_long", "no_text", "restricted_action", "restricted_action_read_only_channel",
+    "restricted_action_thread_only_channel", "restricted_action_non_threadable_channel",
+    "cannot_reply_to_message", "thread_not_found", "access_denied", "team_access_not_granted",
+    "missing_scope", "ekm_access_denied", "invalid_metadata_format", "invalid_metadata_schema",
+    "metadata_too_large",
+)  # fmt: skip
+"""Web API errors of a send refused for good; any other (ratelimited, internal_error,
+fatal_error, request_timeout, no answer) passes and is tried again."""
 RETRY_MAX = 30.0
 PING_INTERVAL = 5.0
 """Seconds between the SDK's pings: a connection silent for four of them is replaced."""
@@ -219,7 +230,7 @@ class SlackAdapter:
                 metadata={"event_type": REPLY_EVENT, "event_payload": {"chat_id": record.id}},
             )
         except SEND_ERRORS as exc:
-            raise ChatSendError(f"slack: replying in {record.room} failed: {_why(exc)}") from None
+            raise _send_error(f"slack: replying in {record.room} failed", exc) from None
 
     async def _replied(self, record: ChatRecord, thread: str) -> bool:
         """Whether the thread already holds our reply to ``record`` (sent before a crash)."""
@@ -261,7 +272,7 @@ class SlackAdapter:
                 metadata={"event_type": NOTICE_EVENT, "event_payload": {"notice_id": notice_id}},
             )
         except SEND_ERRORS as exc:
-            raise ChatSendError(f"slack: a notice to {room} failed: {_why(exc)}") from None
+            raise _send_error(f"slack: a notice to {room} failed", exc) from None
 
     async def _until_ready(self) -> None:
         """Until ``run`` has connected (the bot's id is known); ``ChatSendError`` once closed."""
@@ -281,6 +292,11 @@ def _payload(message: dict[str, Any], event_type: str, key: str) -> object:
         return None
     payload = metadata.get("event_payload")
     return payload.get(key) if isinstance(payload, dict) else None
+
+
+def _send_error(what: str, exc: BaseException) -> ChatSendError:
+    refused = isinstance(exc, SlackApiError) and exc.response.get("error") in REFUSED
+    return (ChatRefusedError if refused else ChatSendError)(f"{what}: {_why(exc)}")
 
 
 def _why(exc: BaseException) -> str:

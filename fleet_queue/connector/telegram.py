@@ -30,7 +30,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fleet_queue.connector.base import ChatMessage, ChatRecord, ChatSendError, OnMessage
+from fleet_queue.connector.base import (
+    ChatMessage,
+    ChatRecord,
+    ChatRefusedError,
+    ChatSendError,
+    OnMessage,
+)
 from fleet_queue.connector.config import ChatConfig
 from fleet_queue.errors import ConfigError
 from fleet_queue.private import write_private
@@ -206,7 +212,7 @@ class TelegramAdapter:
     async def _send(
         self, room: str, text: str, answer_to: ReplyParameters | None, topic: int | None
     ) -> None:
-        from telegram.error import RetryAfter, TelegramError
+        from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
         if time.monotonic() < self._send_after:
             raise ChatSendError("telegram: flood control, waiting before sending again")
@@ -218,6 +224,12 @@ class TelegramAdapter:
         except RetryAfter as exc:
             self._send_after = time.monotonic() + _seconds(exc)
             raise ChatSendError(f"telegram: flood control for {_seconds(exc):.0f}s") from None
+        except ChatMigrated as exc:
+            raise ChatRefusedError(
+                f"telegram: chat {room} became {exc.new_chat_id}; put that id in the roster"
+            ) from None
+        except (Forbidden, BadRequest) as exc:  # kicked, blocked, no such chat or topic
+            raise ChatRefusedError(f"telegram: sending to {room} refused: {exc}") from None
         except (TelegramError, OSError) as exc:
             raise ChatSendError(f"telegram: sending to {room} failed: {exc}") from None
 

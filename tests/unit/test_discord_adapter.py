@@ -22,7 +22,13 @@ from typing import Any
 
 import pytest
 
-from fleet_queue.connector.base import ChatMessage, ChatRecord, ChatSendError, ChatState
+from fleet_queue.connector.base import (
+    ChatMessage,
+    ChatRecord,
+    ChatRefusedError,
+    ChatSendError,
+    ChatState,
+)
 from fleet_queue.connector.config import ChatConfig, RoomConfig
 from fleet_queue.connector.discord import MAX_CONTENT, DiscordAdapter, split_text
 from fleet_queue.errors import ConfigError
@@ -250,6 +256,23 @@ def test_a_notice_sent_again_under_its_id_is_posted_once(room: Room) -> None:
     assert [len(m["content"]) for m in told] == [MAX_CONTENT, 5, 4]
     assert [m["nonce"] for m in told[:2]] == ["n0123456789abcdef0123.0", "n0123456789abcdef0123.1"]
     assert room.api.posts == 5
+
+
+def test_a_reply_into_a_deleted_channel_is_refused_for_good(room: Room) -> None:
+    """A channel gone (404) is a ``ChatRefusedError``: the service fails the message
+    instead of trying it forever."""
+
+    async def scenario() -> None:
+        bot, question = await asked(room, "still there?")
+        gone = dataclasses.replace(question, room="999999999999999999", thread_root=None)
+        with pytest.raises(ChatRefusedError, match="Unknown Channel"):
+            await bot.adapter.reply(gone, "the answer")
+        with pytest.raises(ChatRefusedError, match="Unknown Channel"):
+            await bot.adapter.notice("999999999999999999", "fleet: card C-1 failed", "a" * 20)
+        await bot.stop()
+
+    in_thread(scenario)
+    assert room.api.bot_replies(room.channel) == {}
 
 
 def test_a_message_in_a_thread_is_answered_in_the_thread(room: Room) -> None:

@@ -19,7 +19,13 @@ from typing import Any
 
 import pytest
 
-from fleet_queue.connector.base import ChatMessage, ChatRecord, ChatSendError, ChatState
+from fleet_queue.connector.base import (
+    ChatMessage,
+    ChatRecord,
+    ChatRefusedError,
+    ChatSendError,
+    ChatState,
+)
 from fleet_queue.connector.config import ChatConfig, RoomConfig
 from fleet_queue.connector.slack import SlackAdapter
 from fleet_queue.errors import ConfigError
@@ -275,9 +281,14 @@ def test_a_refused_send_is_a_chat_send_error_and_a_dropped_socket_reconnects(
         slack.say(CHANNEL, ALICE, "first")
         await until(lambda: run.got, "the message")
         slack.fail_next("chat.postMessage", "ratelimited")
-        with pytest.raises(ChatSendError, match="ratelimited"):
+        with pytest.raises(ChatSendError, match="ratelimited") as passing:
             await run.bot.reply(record(run.got[0]), "too fast")
-        with pytest.raises(ChatSendError, match="channel_not_found"):
+        assert not isinstance(passing.value, ChatRefusedError)  # tried again
+        with pytest.raises(ChatRefusedError, match="channel_not_found"):  # failed at once
+            await run.bot.reply(
+                record(ChatMessage("slack", "C0GONE", ALICE, "C0GONE:1.1", "q")), "a"
+            )
+        with pytest.raises(ChatRefusedError, match="channel_not_found"):
             await run.bot.notice("C0GONE", "fleet paused", "n1")
         await run.bot.notice(CHANNEL, "fleet paused", "n1")
         assert [m["text"] for m in slack.bot_messages(CHANNEL)] == ["fleet paused"]
