@@ -10,7 +10,11 @@ fi
 _rt_dir="$PWD/.cache/runtimes"
 mkdir -p "$_rt_dir"
 chmod 700 "$PWD/.cache"
-if ! cmp -s runtimes/package.json "$_rt_dir/package.json" || [ ! -x "$_rt_dir/node_modules/.bin/claude" ] || [ ! -x "$_rt_dir/node_modules/.bin/codex" ]; then
+_rt_missing=""
+for _rt_bin in claude codex pi opencode; do
+  [ -x "$_rt_dir/node_modules/.bin/$_rt_bin" ] || _rt_missing="$_rt_missing $_rt_bin"
+done
+if ! cmp -s runtimes/package.json "$_rt_dir/package.json" || ! cmp -s runtimes/package-lock.json "$_rt_dir/package-lock.json" || [ -n "$_rt_missing" ]; then
   echo "== installing agent CLIs (runtimes/package.json; log: .cache/runtimes/install.log)"
   cp runtimes/package.json "$_rt_dir/package.json"
   [ -f runtimes/package-lock.json ] && cp runtimes/package-lock.json "$_rt_dir/package-lock.json"

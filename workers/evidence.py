@@ -1,7 +1,8 @@
 """What a real runtime itself recorded: its state (from its hooks) and the prompts it took.
 
 Claude Code runs our hooks (``workers.hooks``) at session start, prompt submit,
-turn end, permission prompt and session end; they write ``run/<agent>.state``
+turn end, permission prompt and session end (pi and opencode run them from the
+extension and plugin ``fleet start`` gives them); they write ``run/<agent>.state``
 (``status card``) and append each submitted prompt's sha256 to
 ``run/<agent>.prompts``. Codex writes its own session rollout
 (``$CODEX_HOME/sessions/YYYY/MM/DD/rollout-*.jsonl``): a ``task_started`` event
@@ -39,6 +40,9 @@ CARD_RE = re.compile(r"fleet card done (\S+) --token \d+")
 STARTING = "busy"
 """A hooked runtime's status before its first hook: not ready for input yet."""
 PROMPTS_KEPT = 200
+PROMPT_RECORDS = ("claude", "codex", "pi", "opencode")
+"""Runtimes whose own record of a taken prompt we read: hooks (claude; pi's extension and
+opencode's plugin run the same hook program) or Codex's rollout."""
 ROLLOUT_TAIL = 256 * 1024
 """Bytes of the newest rollout read per look: one turn's events fit many times over."""
 
@@ -188,14 +192,15 @@ def prompt_seen(plan: PaneOf, text_sha256: str, since: datetime) -> bool | None:
 
     ``text_sha256`` is the sha256 (hex, UTF-8) of exactly the text typed, source label
     included; ``since`` is when typing began (aware). True when the Claude Code
-    UserPromptSubmit hook recorded a prompt with that hash at or after ``since``, or a
-    Codex rollout of this agent holds a user message with that hash written at or after
-    ``since``; False when the runtime keeps such a record and it has no match (yet);
-    None for a runtime without one (pi, opencode, stub, custom commands).
+    UserPromptSubmit hook (or pi's extension, opencode's plugin) recorded a prompt with
+    that hash at or after ``since``, or a Codex rollout of this agent holds a user message
+    with that hash written at or after ``since``; False when the runtime keeps such a
+    record and it has no match (yet); None for a runtime without one (stub, custom
+    commands).
     """
     run_dir = Path(plan.env.get("FLEET_HOME", "")) / "run"
     info = read_info(run_dir, plan.agent)
-    if info is None or info.runtime not in ("claude", "codex"):
+    if info is None or info.runtime not in PROMPT_RECORDS:
         return None
     if info.runtime == "codex" and info.codex_home:
         return text_sha256 in codex_prompts(Path(info.codex_home), since)

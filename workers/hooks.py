@@ -2,6 +2,7 @@
 
     python -I -m workers.hooks claude EVENT --agent NAME --run-dir DIR   (hook JSON on stdin)
     python -I -m workers.hooks codex notify --agent NAME --run-dir DIR JSON
+    python -I -m workers.hooks pi|opencode EVENT --agent NAME --run-dir DIR   (JSON on stdin)
 
 Claude Code events (``settings.json`` hooks written by ``fleet start``):
 
@@ -19,6 +20,12 @@ Claude Code events (``settings.json`` hooks written by ``fleet start``):
 
 Codex calls ``notify`` with a JSON argument at each turn's end: ``ok``.
 
+pi's extension and opencode's plugin (written by ``workers.extension_homes``) call
+``pi EVENT`` / ``opencode EVENT`` with the same event names and payload keys
+(``prompt``; ``last_assistant_message``): pi's session start, prompt before the agent
+starts, agent end and shutdown; opencode's first catalog update (its TUI takes keys by
+then), chat message, idle session, permission asked and replied.
+
 Standard library only, and it never fails the runtime: any error is swallowed
 (exit 0), since a hook that breaks would stop the agent's own turn.
 """
@@ -31,6 +38,9 @@ from pathlib import Path
 
 from workers import evidence
 
+HOOKED = ("claude", "pi", "opencode")
+"""Runtimes that run this program with Claude Code's event names and a JSON payload on
+stdin: pi's extension and opencode's plugin (``workers/data``) speak them too."""
 WAITING_NOTIFICATIONS = ("permission_prompt", "elicitation_dialog")
 WAITING_WORDS = ("permission", "approve", "approval")
 
@@ -71,7 +81,7 @@ def main(argv: list[str]) -> int:
         runtime, event = argv[0], argv[1]
         agent = argv[argv.index("--agent") + 1]
         run_dir = Path(argv[argv.index("--run-dir") + 1])
-        if runtime == "claude":
+        if runtime in HOOKED:
             claude_event(run_dir, agent, event, _load(sys.stdin.read()))
         elif runtime == "codex":
             codex_notify(run_dir, agent, _load(argv[-1]))

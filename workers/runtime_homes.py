@@ -30,6 +30,13 @@ from typing import Any
 
 from fleet_queue.errors import HostError
 from workers.evidence import RuntimeInfo, write_info, write_private
+from workers.extension_homes import (
+    load_json,
+    opencode_env,
+    pi_env,
+    prepare_opencode,
+    prepare_pi,
+)
 
 CLAUDE_EVENTS = (
     "SessionStart",
@@ -51,6 +58,11 @@ BUDGET_FLAG_SUFFIX = ".over-budget"
 """``run/<agent>.over-budget``: written by ``workers.spend_scan`` when the agent's budget is
 spent and ``stop_turn`` is on; the PreToolUse hook refuses every tool call while it exists."""
 APPROVED_KEY_CHARS = 20
+EXTENSION_HOMES = {"pi": "PI_CODING_AGENT_DIR", "opencode": "OPENCODE_CONFIG"}
+"""The variable that names a pi or opencode home (opencode's: its config file in it)."""
+EXTENSION_ENVS = {"pi": pi_env, "opencode": opencode_env}
+PROVIDER_KEY_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_API_KEY")
+"""Passed to a pi or opencode pane when set; neither is required (each has its own login)."""
 
 
 def agent_home(fleet_home: Path, agent: str, runtime: str) -> Path:
@@ -63,6 +75,9 @@ def home_env(fleet_home: Path, agent: str, runtime: str, env: dict[str, str]) ->
         return {"CLAUDE_CONFIG_DIR": str(agent_home(fleet_home, agent, "claude"))}
     if runtime == "codex" and "CODEX_HOME" not in env:
         return {"CODEX_HOME": str(agent_home(fleet_home, agent, "codex"))}
+    if runtime in EXTENSION_HOMES and EXTENSION_HOMES[runtime] not in env:
+        made = EXTENSION_ENVS[runtime](agent_home(fleet_home, agent, runtime))
+        return {key: value for key, value in made.items() if key not in env}
     return {}
 
 
@@ -87,6 +102,9 @@ def preflight(
         keys: tuple[str, ...] = CLAUDE_KEY_VARS
     elif runtime == "codex":
         keys = (CODEX_KEY_VAR,)
+    elif runtime in EXTENSION_HOMES:
+        _check_dir(agent, EXTENSION_HOMES[runtime], _extension_home(runtime, env))
+        return {k: seen[k] for k in PROVIDER_KEY_VARS if seen.get(k) and k not in env}
     else:
         return {}
     present = [key for key in keys if seen.get(key)]
@@ -136,6 +154,19 @@ def prepare(
         _private_dir(home)
         _codex_config(home, env, cwd, [*hook, "notify", *where])
         write_info(run_dir, agent, RuntimeInfo("codex", time.time(), str(home)))
+    elif runtime in EXTENSION_HOMES:
+        home = _extension_home(runtime, env)
+        _private_dir(home)
+        if runtime == "pi":
+            prepare_pi(home, env, hook, where)
+        else:
+            prepare_opencode(Path(env["OPENCODE_CONFIG"]), env, hook, where, unattended)
+        write_info(run_dir, agent, RuntimeInfo(runtime, time.time()))
+
+
+def _extension_home(runtime: str, env: dict[str, str]) -> Path:
+    named = Path(env[EXTENSION_HOMES[runtime]])
+    return named.parent if runtime == "opencode" else named
 
 
 def _first(env: dict[str, str], keys: tuple[str, ...]) -> str:
@@ -150,7 +181,7 @@ def _private_dir(path: Path) -> None:
 
 def _claude_json(home: Path, cwd: Path, key: str) -> None:
     path = home / ".claude.json"
-    data = _load_json(path)
+    data = load_json(path)
     data.update(hasCompletedOnboarding=True, theme=data.get("theme", "dark"))
     project = data.setdefault("projects", {}).setdefault(str(cwd), {})
     project.update(hasTrustDialogAccepted=True, hasCompletedProjectOnboarding=True)
@@ -165,7 +196,7 @@ def _claude_json(home: Path, cwd: Path, key: str) -> None:
 def _claude_settings(home: Path, hook: list[str], where: list[str], unattended: bool) -> None:
     """Our hook on each event, beside any hook the operator put there."""
     path = home / "settings.json"
-    data = _load_json(path)
+    data = load_json(path)
     hooks = data.setdefault("hooks", {})
     for event in CLAUDE_EVENTS:
         entries = [
@@ -220,14 +251,6 @@ def _codex_config(home: Path, env: dict[str, str], cwd: Path, notify: list[str])
 
 def _toml_list(items: list[str]) -> str:
     return "[" + ", ".join(json.dumps(item) for item in items) + "]"
-
-
-def _load_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

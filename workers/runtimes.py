@@ -34,7 +34,8 @@ class RuntimeAdapter:
     process_names: frozenset[str]
     native_heartbeat: bool = False
     """The heartbeat's status is the runtime's own word (the stub itself; Claude Code's
-    hooks; Codex's rollout and notify), not a guess from the pane."""
+    hooks; Codex's rollout and notify; pi's extension and opencode's plugin running our
+    hooks), not a guess from the pane."""
     sidecar: bool = True
     """A sidecar writes the heartbeat while the pane's process lives (all but the stub)."""
     draft_markers: tuple[str, ...] = ()
@@ -79,17 +80,22 @@ ADAPTERS: dict[str, RuntimeAdapter] = {
     "pi": RuntimeAdapter(
         name="pi",
         binary="pi",
-        unattended_flags=(),
+        unattended_flags=(),  # pi never asks for permission
         reset_command="/new",
         process_names=frozenset({"pi", "node"}),
+        native_heartbeat=True,  # its extension runs our hooks (workers.extension_homes)
+        draft_markers=(r"\[paste #\d+",),
         submit_delay=0.05,
+        tab_as="    ",  # 0.73.1 stores a pasted tab as four spaces (its session record)
     ),
     "opencode": RuntimeAdapter(
         name="opencode",
         binary="opencode",
-        unattended_flags=(),
+        unattended_flags=(),  # permissions are "allow" in its opencode.json instead
         reset_command="/new",
         process_names=frozenset({"opencode", ".opencode", "bun", "node"}),
+        native_heartbeat=True,  # its plugin runs our hooks (workers.extension_homes)
+        draft_markers=(r"\[Pasted ~\d+ lines\]",),
         submit_delay=0.05,
     ),
     "stub": RuntimeAdapter(
@@ -239,5 +245,5 @@ def check_launchable(plan: LaunchPlan) -> None:
         )
     if not plan.cwd.is_dir():
         raise HostError(f"agent {plan.agent!r}: working directory {plan.cwd} does not exist")
-    if plan.native_heartbeat and plan.sidecar:  # claude, codex: their own home and key
+    if plan.native_heartbeat and plan.sidecar:  # claude, codex, pi, opencode: own home
         plan.env.update(preflight(plan.agent, plan.runtime, plan.argv, plan.env))

@@ -29,6 +29,8 @@ _OPENAI_SHELLS: dict[str, Any] = {
 def shell_tool_call(request: RecordedRequest, command: str) -> ToolCall:
     """A call of the runtime's shell tool running `command`, in the shape the request offers."""
     if request.api == "anthropic":
+        if "Bash" not in request.tools and "bash" in request.tools:  # pi, opencode
+            return ToolCall("bash", {"command": command})
         return ToolCall("Bash", {"command": command, "description": "Run the command"})
     offered = request.tools
     for name, arguments in _OPENAI_SHELLS.items():
