@@ -123,11 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scale_plot")
     parser.add_argument("results", type=Path)
     parser.add_argument("--png", type=Path, default=PNG)
+    parser.add_argument("--title", help="the plot's title (default: the run's date and commit)")
     args = parser.parse_args(argv)
     report = json.loads(args.results.read_text(encoding="utf-8"))
     rows = growth_of(report)
     commit = report.get("machine", {}).get("commit", "?")
-    title = f"scale run {report.get('date', '')[:10]}, commit {commit}"
+    title = args.title or f"scale run {report.get('date', '')[:10]}, commit {commit}"
     print(table(rows))
     print(f"wrote {plot(rows, args.png, title)}")
     return 0
