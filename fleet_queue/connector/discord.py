@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 from asyncio import FIRST_COMPLETED
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -50,8 +48,10 @@ from fleet_queue.connector.base import (
     ChatRefusedError,
     ChatSendError,
     OnMessage,
+    unless_closed,
 )
 from fleet_queue.connector.config import ChatConfig
+from fleet_queue.connector.cursor import load_cursor, save_cursor
 from fleet_queue.errors import ConfigError
 from fleet_queue.settings import Settings, reveal
 
@@ -357,16 +357,7 @@ class DiscordAdapter:
 
     async def _until_ready(self) -> None:
         """Until ``run`` has logged in; ``ChatSendError`` once closed instead."""
-        if self._ready.is_set():
-            return
-        ready = asyncio.create_task(self._ready.wait())
-        closed = asyncio.create_task(self._closed.wait())
-        try:
-            await asyncio.wait({ready, closed}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            ready.cancel()
-            closed.cancel()
-        if not self._ready.is_set():
+        if not self._ready.is_set() and not await unless_closed(self._ready.wait(), self._closed):
             raise ChatSendError("discord: the connector closed before it logged in")
 
     # -- the cursor ------------------------------------------------------------------------
@@ -374,11 +365,7 @@ class DiscordAdapter:
     def _load_cursor(self) -> None:
         """The saved cursor; a channel without one (the first start, a channel new in the
         roster) starts now: its earlier history is not new."""
-        try:
-            data: Any = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            data = {}
-        saved = data.get("channels") if isinstance(data, dict) else None
+        saved = load_cursor(self.state_path).get("channels")
         saved = saved if isinstance(saved, dict) else {}
         now = discord.utils.time_snowflake(discord.utils.utcnow())
         for channel in self.channels:
@@ -387,12 +374,8 @@ class DiscordAdapter:
         self._save_cursor()
 
     def _save_cursor(self) -> None:
-        self.state_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = self.state_path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({"channels": {str(c): str(m) for c, m in self._cursor.items()}}, handle)
-        os.replace(tmp, self.state_path)
+        channels = {str(c): str(m) for c, m in self._cursor.items()}
+        save_cursor(self.state_path, {"channels": channels})
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

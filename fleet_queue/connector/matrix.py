@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -34,8 +32,10 @@ from fleet_queue.connector.base import (
     ChatRefusedError,
     ChatSendError,
     OnMessage,
+    unless_closed,
 )
 from fleet_queue.connector.config import ChatConfig
+from fleet_queue.connector.cursor import load_cursor, save_cursor
 from fleet_queue.errors import ConfigError
 from fleet_queue.settings import Settings, reveal
 
@@ -215,16 +215,7 @@ class MatrixAdapter:
 
     async def _until_ready(self) -> None:
         """Until ``run`` has logged in and joined; ``ChatSendError`` once closed instead."""
-        if self._ready.is_set():
-            return
-        ready = asyncio.create_task(self._ready.wait())
-        closed = asyncio.create_task(self._closed.wait())
-        try:
-            await asyncio.wait({ready, closed}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            ready.cancel()
-            closed.cancel()
-        if not self._ready.is_set():
+        if not self._ready.is_set() and not await unless_closed(self._ready.wait(), self._closed):
             raise ChatSendError("matrix: the connector closed before it logged in")
 
     async def _join(self, room: str) -> None:
@@ -239,20 +230,11 @@ class MatrixAdapter:
             await asyncio.wait_for(self._closed.wait(), seconds)
 
     def _load_since(self) -> str | None:
-        try:
-            data = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        since = data.get("next_batch") if isinstance(data, dict) else None
+        since = load_cursor(self.state_path).get("next_batch")
         return since if isinstance(since, str) else None
 
     def _save_since(self, since: str) -> None:
-        self.state_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = self.state_path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({"next_batch": since}, handle)
-        os.replace(tmp, self.state_path)
+        save_cursor(self.state_path, {"next_batch": since})
 
     async def close(self) -> None:
         self._closed.set()

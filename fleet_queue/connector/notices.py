@@ -19,12 +19,11 @@ Discord; not Telegram), so the one notice in flight at a crash is not posted twi
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from fleet_queue.cards import Event, EventKind
-from fleet_queue.private import write_private
+from fleet_queue.connector.cursor import load_cursor, save_cursor
 
 NOTICE_KINDS: tuple[EventKind, ...] = (
     EventKind.FAILED,
@@ -177,14 +176,8 @@ class NoticeCursors:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.rooms: dict[str, int] = {}
-        self.pending: dict[str, int] = {}
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return
-        if isinstance(data, dict):
-            self.rooms, self.pending = _ids(data.get("rooms")), _ids(data.get("pending"))
+        data = load_cursor(path)
+        self.rooms, self.pending = _ids(data.get("rooms")), _ids(data.get("pending"))
 
     def get(self, room: str) -> int | None:
         return self.rooms.get(room)
@@ -207,8 +200,7 @@ class NoticeCursors:
         self._save()
 
     def _save(self) -> None:
-        data = {"rooms": self.rooms, "pending": self.pending}
-        write_private(self.path, json.dumps(data, sort_keys=True))
+        save_cursor(self.path, {"rooms": self.rooms, "pending": self.pending})
 
 
 def cursor_path(run_dir: Path, network: str) -> Path:

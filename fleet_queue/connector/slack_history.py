@@ -12,7 +12,6 @@ cursor is set to now: the history from before is not taken as new messages.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from fleet_queue.private import write_private
+from fleet_queue.connector.cursor import load_cursor, save_cursor
 
 THREADS_KEPT = 20
 """Threads per channel looked into after a restart: the most recently active ones (a
@@ -40,12 +39,7 @@ class SlackCursor:
 
     @classmethod
     def load(cls, path: Path) -> SlackCursor:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            data = {}
-        if not isinstance(data, dict):
-            data = {}
+        data = load_cursor(path)
         return cls(path, dict(data.get("channels") or {}), dict(data.get("threads") or {}))
 
     def start(self, channels: list[str]) -> None:
@@ -65,8 +59,7 @@ class SlackCursor:
         self.save()
 
     def save(self) -> None:
-        data = {"channels": self.channels, "threads": self.threads}
-        write_private(self.path, json.dumps(data))
+        save_cursor(self.path, {"channels": self.channels, "threads": self.threads})
 
 
 async def missed(web: AsyncWebClient, cursor: SlackCursor, channel: str) -> list[dict[str, Any]]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import time
@@ -36,10 +35,11 @@ from fleet_queue.connector.base import (
     ChatRefusedError,
     ChatSendError,
     OnMessage,
+    unless_closed,
 )
 from fleet_queue.connector.config import ChatConfig
+from fleet_queue.connector.cursor import load_cursor, save_cursor
 from fleet_queue.errors import ConfigError
-from fleet_queue.private import write_private
 from fleet_queue.settings import Settings, reveal
 
 if TYPE_CHECKING:
@@ -166,17 +166,10 @@ class TelegramAdapter:
 
     async def _poll(self, offset: int) -> tuple[Update, ...] | None:
         """One long poll, cut short by ``close`` (then None)."""
-        polling = asyncio.ensure_future(
-            self.bot.get_updates(offset=offset, timeout=POLL_TIMEOUT, allowed_updates=["message"])
+        polling = self.bot.get_updates(
+            offset=offset, timeout=POLL_TIMEOUT, allowed_updates=["message"]
         )
-        closed = asyncio.ensure_future(self._closed.wait())
-        try:
-            await asyncio.wait({polling, closed}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closed.cancel()
-            cut = not polling.done()
-            polling.cancel()
-        return None if cut else polling.result()
+        return await unless_closed(polling, self._closed)
 
     def _message(self, message: Message, first_start: int | None) -> ChatMessage | None:
         text, sender = message.text, message.from_user
@@ -238,15 +231,11 @@ class TelegramAdapter:
             await asyncio.wait_for(self._closed.wait(), seconds)
 
     def _load_offset(self) -> int | None:
-        try:
-            data = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        offset = data.get("offset") if isinstance(data, dict) else None
+        offset = load_cursor(self.state_path).get("offset")
         return offset if isinstance(offset, int) else None
 
     def _save_offset(self, offset: int) -> None:
-        write_private(self.state_path, json.dumps({"offset": offset}))
+        save_cursor(self.state_path, {"offset": offset})
 
     async def close(self) -> None:
         self._closed.set()
