@@ -178,11 +178,27 @@ def sidecar_beat(run_dir: Path, agent: str, pid: int) -> Heartbeat:
     return hb
 
 
+def codex_hook(run_dir: Path, agent: str, status: str | None) -> None:
+    """A Codex hook's word (``waiting``: it asks a person; ``busy``: a tool call ended) in the
+    state file, and the heartbeat from all the evidence at once, the pid kept.
+
+    ``notify`` (``None``) only beats: it also ends Codex's side turns (the thread's title),
+    which may run while the card's turn waits for a person."""
+    info = read_info(run_dir, agent)
+    with locked(run_dir, agent):
+        if status is not None:
+            write_private(state_path(run_dir, agent), f"{status} -\n")
+        previous = read_heartbeat(run_dir, agent)
+        now, card = _status(run_dir, agent, info)
+        pid = previous.pid if previous else _pane_pid()
+        write_heartbeat(run_dir, agent, Heartbeat(utcnow(), pid, now, card))
+
+
 def _status(run_dir: Path, agent: str, info: RuntimeInfo | None) -> tuple[str, str | None]:
     if info is None:
         return "ok", None
     if info.runtime == "codex" and info.codex_home:
-        return codex_status(Path(info.codex_home), info.started)
+        return codex_status(Path(info.codex_home), info.started, _asked(run_dir, agent))
     state = read_state(run_dir, agent)
     return state if state is not None else (STARTING, None)
 
@@ -251,21 +267,32 @@ def rollout_entries(path: Path, tail: int = ROLLOUT_TAIL) -> list[dict[str, obje
 
 CODEX_THREAD_STARTED = "%app-server event: thread/started%"
 CODEX_TUI_CLIENT = '%client_name="codex-tui"%'
+CODEX_ANSWERED = "%app-server event: serverRequest/resolved%"
 
 
-def codex_status(codex_home: Path, started: float) -> tuple[str, str | None]:
-    """``busy`` from a ``task_started`` to its ``task_complete``, with the turn's card.
+def codex_status(
+    codex_home: Path, started: float, asked: datetime | None = None
+) -> tuple[str, str | None]:
+    """``busy`` from a ``task_started`` to its ``task_complete``, with the turn's card;
+    ``waiting`` within it when Codex asked a person (``asked``) after its last rollout line.
 
     Codex 0.171 writes its rollout at the first prompt, not at start. Before it, the
     TUI is ready once its app-server has started the TUI's thread
     (``codex_thread_started``); until then it is still starting (``busy``): its
     composer is drawn seconds earlier, while the app-server it talks to still starts.
+
+    Codex records no approval prompt in its rollout or logs: its ``PermissionRequest`` hook
+    (``asked``: when it ran, just before the prompt is drawn) is the word. The prompt holds
+    the turn, so the rollout is silent until the person answers; the answer is in Codex's
+    log at once (``codex_answered``): ``busy`` again while the approved command runs, until
+    its output (or the refusal) reaches the rollout and the ``PostToolUse`` hook runs.
     """
     path = latest_rollout(codex_home, started)
     if path is None:
         return ("ok" if codex_thread_started(codex_home, started) else STARTING), None
-    status, card = "ok", None
+    status, card, last = "ok", None, None
     for entry in rollout_entries(path):
+        last = entry.get("timestamp", last)
         kind = event_type(entry)
         if kind == "task_started":
             status, card = "busy", None
@@ -273,24 +300,49 @@ def codex_status(codex_home: Path, started: float) -> tuple[str, str | None]:
             status, card = "ok", None
         elif status == "busy" and card is None and (text := user_text(entry)) is not None:
             card = card_of(text)
-    return status, card
+    if status != "busy" or asked is None or asked <= parse_ts(str(last)):
+        return status, card
+    return ("busy" if codex_answered(codex_home, asked.timestamp()) else "waiting"), card
+
+
+def _asked(run_dir: Path, agent: str) -> datetime | None:
+    """When a Codex ``PermissionRequest`` hook last said ``waiting`` (and nothing since)."""
+    state = read_state(run_dir, agent)
+    if state is None or state[0] != "waiting":
+        return None
+    try:
+        return datetime.fromtimestamp(state_path(run_dir, agent).stat().st_mtime, UTC)
+    except OSError:
+        return None
 
 
 def codex_thread_started(codex_home: Path, started: float) -> bool:
     """Did Codex's app-server tell the TUI its thread started, since ``started``?
 
-    Codex 0.171 logs to ``$CODEX_HOME/logs_<n>.sqlite`` (table ``logs``, ``ts`` in epoch
-    seconds); the app-server's ``thread/started`` event for the ``codex-tui`` client is
-    the moment a prompt typed into the TUI becomes a turn. Read-only; any error is no.
+    The app-server's ``thread/started`` event for the ``codex-tui`` client is the moment a
+    prompt typed into the TUI becomes a turn.
     """
+    return _codex_logged(codex_home, int(started), CODEX_THREAD_STARTED, CODEX_TUI_CLIENT)
+
+
+def codex_answered(codex_home: Path, since: float) -> bool:
+    """Did the TUI answer a request of Codex's (an approval: ``serverRequest/resolved``,
+    logged with the person's decision) at or after ``since``?"""
+    return _codex_logged(codex_home, since, CODEX_ANSWERED)
+
+
+def _codex_logged(codex_home: Path, since: float, *patterns: str) -> bool:
+    """Is a line matching every LIKE pattern in Codex's log since ``since`` (epoch seconds)?
+
+    Codex 0.171 logs to ``$CODEX_HOME/logs_<n>.sqlite`` (table ``logs``, ``ts`` in epoch
+    seconds and ``ts_nanos``). Read-only; any error is no.
+    """
+    where = " AND ".join(["feedback_log_body LIKE ?"] * len(patterns))
+    query = f"SELECT 1 FROM logs WHERE ts >= ? AND ts + ts_nanos / 1e9 >= ? AND {where} LIMIT 1"
     for db in sorted(codex_home.glob("logs_*.sqlite"), reverse=True):
         try:
             with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as con:
-                row = con.execute(
-                    "SELECT 1 FROM logs WHERE ts >= ? AND feedback_log_body LIKE ?"
-                    " AND feedback_log_body LIKE ? LIMIT 1",
-                    (int(started), CODEX_THREAD_STARTED, CODEX_TUI_CLIENT),
-                ).fetchone()
+                row = con.execute(query, (int(since), since, *patterns)).fetchone()
         except sqlite3.Error:
             continue
         if row is not None:

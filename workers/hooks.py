@@ -2,6 +2,7 @@
 
     python -I -m workers.hooks claude EVENT --agent NAME --run-dir DIR   (hook JSON on stdin)
     python -I -m workers.hooks codex notify --agent NAME --run-dir DIR JSON
+    python -I -m workers.hooks codex EVENT --agent NAME --run-dir DIR      (hook JSON on stdin)
     python -I -m workers.hooks pi|opencode EVENT --agent NAME --run-dir DIR   (JSON on stdin)
 
 Claude Code events (``settings.json`` hooks written by ``fleet start``):
@@ -18,7 +19,10 @@ Claude Code events (``settings.json`` hooks written by ``fleet start``):
   answered);
 - ``SessionEnd``: ``ok`` with no card (the process is leaving).
 
-Codex calls ``notify`` with a JSON argument at each turn's end: ``ok``.
+Codex calls ``notify`` with a JSON argument at each turn's end (its side turns' too): the
+heartbeat is then written from its rollout. Its hooks (``config.toml``, trusted by hash):
+``PermissionRequest`` as its approval prompt is shown: ``waiting``; ``PostToolUse``:
+``busy``; the status is read with the rollout (``workers.evidence.codex_status``).
 
 pi's extension and opencode's plugin (written by ``workers.extension_homes``) call
 ``pi EVENT`` / ``opencode EVENT`` with the same event names and payload keys
@@ -43,6 +47,8 @@ HOOKED = ("claude", "pi", "opencode")
 stdin: pi's extension and opencode's plugin (``workers/data``) speak them too."""
 WAITING_NOTIFICATIONS = ("permission_prompt", "elicitation_dialog")
 WAITING_WORDS = ("permission", "approve", "approval")
+CODEX_SAYS = {"PermissionRequest": "waiting", "PostToolUse": "busy"}
+"""Codex hook events (``workers.runtime_homes.CODEX_EVENTS``) and the status each says."""
 
 
 def claude_event(run_dir: Path, agent: str, event: str, payload: dict[str, object]) -> None:
@@ -73,7 +79,12 @@ def _asks_a_person(payload: dict[str, object]) -> bool:
 
 def codex_notify(run_dir: Path, agent: str, payload: dict[str, object]) -> None:
     if payload.get("type") == "agent-turn-complete":
-        evidence.set_state(run_dir, agent, "ok", None)
+        evidence.codex_hook(run_dir, agent, None)
+
+
+def codex_event(run_dir: Path, agent: str, event: str) -> None:
+    if event in CODEX_SAYS:
+        evidence.codex_hook(run_dir, agent, CODEX_SAYS[event])
 
 
 def main(argv: list[str]) -> int:
@@ -83,8 +94,10 @@ def main(argv: list[str]) -> int:
         run_dir = Path(argv[argv.index("--run-dir") + 1])
         if runtime in HOOKED:
             claude_event(run_dir, agent, event, _load(sys.stdin.read()))
-        elif runtime == "codex":
+        elif runtime == "codex" and event == "notify":
             codex_notify(run_dir, agent, _load(argv[-1]))
+        elif runtime == "codex":
+            codex_event(run_dir, agent, event)
     except Exception as exc:  # a hook must never break the runtime's turn
         print(f"fleet hook: {type(exc).__name__}: {exc}", file=sys.stderr)
     return 0

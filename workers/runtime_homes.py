@@ -20,6 +20,7 @@ agents pass.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -50,6 +51,9 @@ CLAUDE_EVENTS = (
 )
 CLAUDE_KEY_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 CODEX_KEY_VAR = "OPENAI_API_KEY"
+CODEX_EVENTS = ("PermissionRequest", "PostToolUse")
+"""Codex's hooks we run (``workers.hooks``): it asks a person; a tool call ended."""
+CODEX_HOOK_TIMEOUT = 10
 SANDBOX_VAR = "IS_SANDBOX"
 """Claude Code's own switch: set to 1 it allows ``--dangerously-skip-permissions`` as root."""
 HOOK_MARK = "workers.hooks"
@@ -153,6 +157,7 @@ def prepare(
         home = Path(env["CODEX_HOME"])
         _private_dir(home)
         _codex_config(home, env, cwd, [*hook, "notify", *where])
+        _codex_hooks(home / "config.toml", hook, where)
         write_info(run_dir, agent, RuntimeInfo("codex", time.time(), str(home)))
     elif runtime in EXTENSION_HOMES:
         home = _extension_home(runtime, env)
@@ -247,6 +252,38 @@ def _codex_config(home: Path, env: dict[str, str], cwd: Path, notify: list[str])
         ]
     lines += ["", f"[projects.{json.dumps(str(cwd))}]", 'trust_level = "trusted"', ""]
     write_private(home / "config.toml", "\n".join(lines))
+
+
+def _codex_hooks(config: Path, hook: list[str], where: list[str]) -> None:
+    """Our hook on Codex's ``PermissionRequest`` and ``PostToolUse``, appended to its
+    ``config.toml``, each trusted there by the hash Codex itself checks.
+
+    Codex 0.171 runs a hook from the user's config only once ``hooks.state`` holds its
+    ``trusted_hash`` (else it asks a person to review it at start, every start). The hash is
+    Codex's own: sha256 of the hook's normalized identity as compact JSON with sorted keys,
+    keyed by source file, event, group and handler. This trusts exactly our two hooks;
+    ``--dangerously-bypass-hook-trust`` would trust every hook, a project's too.
+    """
+    tables: list[str] = []
+    trusted: list[str] = []
+    for event in CODEX_EVENTS:
+        label = _snake(event)
+        command = shlex.join([*hook, event, *where])
+        handler = {"type": "command", "command": command, "timeout": CODEX_HOOK_TIMEOUT}
+        tables += [f"[[hooks.{event}]]", f"[[hooks.{event}.hooks]]"]
+        tables += [f"{key} = {json.dumps(value)}" for key, value in handler.items()] + [""]
+        identity = {"event_name": label, "hooks": [{**handler, "async": False}]}
+        canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        trusted += [f"[hooks.state.{json.dumps(f'{config}:{label}:0:0')}]"]
+        trusted += [f'trusted_hash = "sha256:{digest}"', ""]
+    text = config.read_text(encoding="utf-8")
+    write_private(config, "\n".join([text.rstrip("\n"), "", *tables, *trusted]))
+
+
+def _snake(event: str) -> str:
+    """``PermissionRequest`` -> ``permission_request``: Codex's label for an event."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in event).lstrip("_")
 
 
 def _toml_list(items: list[str]) -> str:

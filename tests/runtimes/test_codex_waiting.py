@@ -1,0 +1,178 @@
+"""Codex asking a person shows ``waiting``, from Codex's own records, never from its screen.
+
+The real Codex 0.171 TUI, launched attended with ``-a on-request``, on the model double: the
+model asks to run a command outside the sandbox (``sandbox_permissions:
+"require_escalated"``), so Codex shows its approval prompt. Its ``PermissionRequest`` hook
+(written and trusted by ``fleet start``) says ``waiting``; the answer, given through the
+console's take-control path (``TmuxTerminal``), makes the turn ``busy`` again, and its end
+``ok``. What is asserted is ``probe_agents``: what the host worker's status round reports.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from fleet_queue.errors import AgentBusyError
+from fleet_queue.model_double import ModelDouble, RecordedRequest, Reply, ToolCall
+from fleet_queue.roster import Roster
+from fleet_queue.settings import Settings
+from tests.runtimes.test_adapters import (  # the fixtures and helpers of the adapter tests
+    START_TIMEOUT,
+    TURN_TIMEOUT,
+    agent,
+    card_text,
+    double,
+    paste_and_enter,
+    roster_of,
+    rt_settings,
+    start,
+    started,
+    status_of,
+    workdir,
+)
+from tests.support.poll import wait_until
+from tests.support.timing import scaled
+from workers.delivery import Deliverer
+from workers.pane_stream import TmuxTerminal
+from workers.probe import probe_agents
+
+__all__ = ["double", "rt_settings", "started"]  # fixtures used by name
+
+CODEX_MODEL = "gpt-5-codex"
+"""Offered ``exec_command`` (with its ``sandbox_permissions``); the default model gets only
+the JavaScript ``exec`` tool."""
+
+
+def asks_to_run(request: RecordedRequest, command: str) -> Reply:
+    """The model asks Codex to run ``command`` outside its sandbox: with ``on-request`` that
+    is the person's to approve."""
+    assert "exec_command" in request.tools, request.tools
+    arguments = {
+        "cmd": command,
+        "sandbox_permissions": "require_escalated",
+        "justification": "the test needs a person to approve this",
+    }
+    return Reply(tool_calls=[ToolCall("exec_command", arguments)])
+
+
+def attended_codex(settings: Settings, double: ModelDouble) -> Roster:
+    cx = agent(
+        "cx",
+        "codex",
+        working_directory=workdir(settings),
+        env={"OPENAI_BASE_URL": f"{double.url}/v1"},
+        unattended=False,
+        model_hint=CODEX_MODEL,
+    )
+    return roster_of(cx, runtimes={"codex": {"command": "codex -a on-request"}})
+
+
+def readiness(settings: Settings, roster: Roster) -> tuple[str, str | None]:
+    row = next(p for p in probe_agents(settings, roster) if p.agent == "cx")
+    return row.readiness, row.current_card
+
+
+@contextmanager
+def watched(settings: Settings, roster: Roster) -> Iterator[list[str]]:
+    """Every change of the agent's readiness (``probe_agents`` in a loop) while inside."""
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def look() -> None:
+        now = readiness(settings, roster)[0]
+        if not seen or seen[-1] != now:
+            seen.append(now)
+
+    def watch() -> None:
+        while not stop.is_set():
+            look()
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join()
+        look()  # the state the test waited for, even if it came after the last look
+
+
+def wait_ready(settings: Settings, roster: Roster, want: str, timeout: float) -> float:
+    """Seconds until the status round reports ``want``."""
+    began = time.monotonic()
+    wait_until(
+        lambda: readiness(settings, roster)[0] == want,
+        timeout,
+        interval=0.05,
+        what=f"cx {want} (now {readiness(settings, roster)})",
+    )
+    return time.monotonic() - began
+
+
+def one_of(seen: list[str], *shapes: list[str]) -> bool:
+    return any(seen == shape for shape in shapes)
+
+
+def test_codex_approval_prompt_is_waiting_until_answered_then_busy_then_ok(
+    rt_settings: Settings, double: ModelDouble, started: list[tuple[Settings, Roster]]
+) -> None:
+    roster = attended_codex(rt_settings, double)
+    work = Path(workdir(rt_settings))
+    think = scaled(2.0)  # the model's answer to the command's output: the turn stays busy
+
+    def answer(request: RecordedRequest) -> Reply:
+        text = request.last_user_text()
+        if "W-1" in text and not request.tool_results_since_user_text():
+            return asks_to_run(request, "touch fq-approved")
+        if "W-2" in text and not request.tool_results_since_user_text():
+            return asks_to_run(request, "touch fq-declined")
+        if "W-1" in text:
+            return Reply(text="done", think_time=think)
+        return Reply(text="Model double session")  # the thread's title
+
+    double.responder = answer
+    start(started, rt_settings, roster)
+    wait_until(lambda: status_of(rt_settings, "cx")[0] == "ok", START_TIMEOUT, what="Codex up")
+    terminal = TmuxTerminal(rt_settings, roster)
+    deliverer = Deliverer(rt_settings, roster)
+    try:
+        with watched(rt_settings, roster) as seen:
+            paste_and_enter(rt_settings, "cx", card_text("W-1"))
+            wait_ready(rt_settings, roster, "waiting", TURN_TIMEOUT)
+            assert readiness(rt_settings, roster) == ("waiting", "W-1")
+            assert status_of(rt_settings, "cx") == ("waiting", "W-1")
+            # the prompt has the keyboard: not even a forced send types into it
+            with pytest.raises(AgentBusyError, match="waiting for a person"):
+                deliverer.deliver("cx", "1", source="test", force=True)
+            # it stays so through several sidecar beats and the title's side turn
+            held_until = time.monotonic() + 4 * rt_settings.heartbeat_interval
+            while time.monotonic() < held_until:
+                assert readiness(rt_settings, roster)[0] == "waiting"
+                time.sleep(0.05)
+            assert not (work / "fq-approved").exists()
+            terminal.type_raw("cx", "y")  # the console's take-control: approve once
+            took = wait_ready(rt_settings, roster, "working", TURN_TIMEOUT)
+            assert took < think, took  # busy again while the model still thinks
+            assert (work / "fq-approved").exists()
+            wait_ready(rt_settings, roster, "available", TURN_TIMEOUT + think)
+        full = ["available", "working", "waiting", "working", "available"]
+        assert one_of(seen, full, full[:1] + full[2:]), seen
+
+        with watched(rt_settings, roster) as seen:
+            paste_and_enter(rt_settings, "cx", card_text("W-2"))
+            wait_ready(rt_settings, roster, "waiting", TURN_TIMEOUT)
+            terminal.press("cx", "Escape")  # declined: Codex ends the turn
+            wait_ready(rt_settings, roster, "available", TURN_TIMEOUT)
+        assert not (work / "fq-declined").exists()
+        full = ["available", "working", "waiting", "available"]
+        assert one_of(seen, full, full[:1] + full[2:]), seen
+    finally:
+        deliverer.close()
+        terminal.close()
