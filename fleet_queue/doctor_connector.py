@@ -12,7 +12,7 @@ import importlib
 import importlib.metadata
 from collections.abc import Callable
 
-from fleet_queue.connector.base import OPEN_STATES, ChatRecord, ChatState
+from fleet_queue.connector.base import OPEN_STATES, ChatRecord, ChatSecretError, ChatState
 from fleet_queue.connector.config import ChatConfig, answering_agent, chat_config
 from fleet_queue.doctor import Check, fail, guarded, ok, open_store_as_is, warn
 from fleet_queue.errors import FleetError
@@ -38,7 +38,7 @@ QUEUED_LONG = 600.0
 """Seconds a message may wait ``queued`` (a busy orchestrator) before the doctor warns."""
 FAILED_RECENT = 86400.0
 """Failed messages this recent are shown; older ones are history (``fleet connector status``)."""
-SECRETS_HINT = "set it in FLEET_HOME/fleet.env, mode 0600 (docs/chat.md)"
+SECRETS_HINT = "set it in FLEET_HOME/fleet.env, mode 0600 ({doc})"
 UNIT = "fleet-connector.service"
 
 UnitActive = Callable[[], bool | None]
@@ -81,14 +81,17 @@ def check_library(config: ChatConfig) -> Check:
 
 def check_secrets(config: ChatConfig, settings: Settings, library_ok: bool) -> Check:
     """Every secret the network needs is set; then the adapter is built from them, which
-    is where a token of the wrong shape is refused (nothing is sent)."""
+    is where a token of the wrong shape is refused (nothing is sent), and where the
+    network's own rules on the roster's block are applied (Telegram's numeric ids): only a
+    secret's problem is sent to ``fleet.env``, a roster's to the roster."""
+    secrets_hint = SECRETS_HINT.format(doc=network_doc(config.kind))
     missing = [
         " or ".join(env_name(field) for field in group)
         for group in SECRETS.get(config.kind, ())
         if not any(getattr(settings, field) for field in group)
     ]
     if missing:
-        return fail("connector secrets", f"{', '.join(missing)} not set", SECRETS_HINT)
+        return fail("connector secrets", f"{', '.join(missing)} not set", secrets_hint)
     found = [
         env_name(f) for group in SECRETS.get(config.kind, ()) for f in group if getattr(settings, f)
     ]
@@ -97,9 +100,21 @@ def check_secrets(config: ChatConfig, settings: Settings, library_ok: bool) -> C
 
         try:
             build_adapter(config, settings)
-        except FleetError as exc:
-            return fail("connector secrets", exc.message, SECRETS_HINT)
+        except ChatSecretError as exc:
+            return fail("connector secrets", exc.message, secrets_hint)
+        except FleetError as exc:  # the adapter refuses the roster's block, not a secret
+            return fail(
+                "connector secrets",
+                f"{', '.join(found)} set, but the {config.kind} connector refuses the roster:"
+                f" {exc.message}",
+                f"fix the roster's connector: block ({network_doc(config.kind)})",
+            )
     return ok("connector secrets", f"{', '.join(found)} set")
+
+
+def network_doc(kind: str) -> str:
+    """The page that sets up ``kind`` (Matrix's is the chat page itself)."""
+    return "docs/chat.md" if kind == "matrix" else f"docs/chat-{kind}.md"
 
 
 def startup_checks(settings: Settings, roster: Roster) -> list[Check]:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from fleet_queue.errors import FleetError
+from fleet_queue.errors import ConfigError, FleetError
 
 
 class ChatState(enum.StrEnum):
@@ -80,6 +80,11 @@ class ChatRefusedError(ChatSendError):
     """The network refused a send for good (the channel is gone, the bot was removed or
     may not post there, the message is malformed): trying again cannot help, so the
     message is failed at once instead of retried forever."""
+
+
+class ChatSecretError(ConfigError):
+    """A secret the network needs is missing, of the wrong kind, or refused by it: the
+    fix is in the environment (``FLEET_HOME/fleet.env``), not in the roster."""
 
 
 OnMessage = Callable[[ChatMessage], Awaitable[None]]

@@ -46,6 +46,7 @@ from fleet_queue.connector.base import (
     ChatMessage,
     ChatRecord,
     ChatRefusedError,
+    ChatSecretError,
     ChatSendError,
     OnMessage,
     unless_closed,
@@ -115,7 +116,9 @@ class DiscordAdapter:
         token: str | None,
     ) -> None:
         if not token:
-            raise ConfigError("the Discord connector needs FLEET_DISCORD_TOKEN (the bot's token)")
+            raise ChatSecretError(
+                "the Discord connector needs FLEET_DISCORD_TOKEN (the bot's token)"
+            )
         self.channels = _snowflakes(list(config.rooms))
         if config.api_url:
             Route.BASE = config.api_url.rstrip("/")  # per process: no per-client base
@@ -191,7 +194,9 @@ class DiscordAdapter:
                 await self.client.login(self._token)
                 _, url, _ = await self.client.http.get_bot_gateway()
             except discord.LoginFailure:
-                raise ConfigError("Discord refused the bot token (FLEET_DISCORD_TOKEN)") from None
+                raise ChatSecretError(
+                    "Discord refused the bot token (FLEET_DISCORD_TOKEN)"
+                ) from None
             except SENDING_ERRORS as exc:
                 log.warning("discord: login failed (%s); again in %.0fs", exc, pause)
                 await self._sleep(pause)

@@ -30,6 +30,7 @@ from fleet_queue.connector.base import (
     ChatMessage,
     ChatRecord,
     ChatRefusedError,
+    ChatSecretError,
     ChatSendError,
     OnMessage,
     unless_closed,
@@ -71,7 +72,7 @@ class MatrixAdapter:
         token: str | None = None,
     ) -> None:
         if not (password or token):
-            raise ConfigError(
+            raise ChatSecretError(
                 "the Matrix connector needs FLEET_MATRIX_PASSWORD or FLEET_MATRIX_TOKEN"
             )
         assert config.homeserver is not None and config.user_id is not None
@@ -104,7 +105,7 @@ class MatrixAdapter:
             return
         answer = await self.client.login(self._password, device_name="fleet connector")
         if isinstance(answer, LoginError):
-            raise ConfigError(f"Matrix login as {self.user_id} refused: {answer.message}")
+            raise ChatSecretError(f"Matrix login as {self.user_id} refused: {answer.message}")
 
     async def run(self, on_message: OnMessage) -> None:
         from nio import SyncError

@@ -33,13 +33,13 @@ from fleet_queue.connector.base import (
     ChatMessage,
     ChatRecord,
     ChatRefusedError,
+    ChatSecretError,
     ChatSendError,
     OnMessage,
     unless_closed,
 )
 from fleet_queue.connector.config import ChatConfig
 from fleet_queue.connector.slack_history import SlackCursor, missed, pages
-from fleet_queue.errors import ConfigError
 from fleet_queue.settings import Settings, reveal
 
 if TYPE_CHECKING:
@@ -98,12 +98,12 @@ class SlackAdapter:
         app_token: str | None,
     ) -> None:
         if not bot_token or not app_token:
-            raise ConfigError(
+            raise ChatSecretError(
                 "the Slack connector needs FLEET_SLACK_BOT_TOKEN (xoxb-)"
                 " and FLEET_SLACK_APP_TOKEN (xapp-)"
             )
         if not bot_token.startswith("xoxb-") or not app_token.startswith("xapp-"):
-            raise ConfigError(
+            raise ChatSecretError(
                 "FLEET_SLACK_BOT_TOKEN must be a bot token (xoxb-…) and"
                 " FLEET_SLACK_APP_TOKEN an app-level token (xapp-…)"
             )
@@ -160,7 +160,7 @@ class SlackAdapter:
             except SlackApiError as exc:
                 error = str(exc.response.get("error", ""))
                 if error in AUTH_ERRORS:
-                    raise ConfigError(f"Slack refused the connector's token: {error}") from None
+                    raise ChatSecretError(f"Slack refused the connector's token: {error}") from None
                 problem = error
             except SEND_ERRORS as exc:
                 problem = str(exc) or type(exc).__name__

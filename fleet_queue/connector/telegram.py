@@ -33,6 +33,7 @@ from fleet_queue.connector.base import (
     ChatMessage,
     ChatRecord,
     ChatRefusedError,
+    ChatSecretError,
     ChatSendError,
     OnMessage,
     unless_closed,
@@ -100,7 +101,7 @@ class TelegramAdapter:
 
     def __init__(self, config: ChatConfig, state_dir: Path, token: str | None) -> None:
         if not token:
-            raise ConfigError("the Telegram connector needs FLEET_TELEGRAM_TOKEN")
+            raise ChatSecretError("the Telegram connector needs FLEET_TELEGRAM_TOKEN")
         _check_ids(config)
         from telegram import Bot
         from telegram.request import HTTPXRequest
@@ -126,7 +127,7 @@ class TelegramAdapter:
             try:
                 await self.bot.initialize()
             except InvalidToken:  # its message carries the token: not repeated here
-                raise ConfigError("the Telegram Bot API refused FLEET_TELEGRAM_TOKEN") from None
+                raise ChatSecretError("the Telegram Bot API refused FLEET_TELEGRAM_TOKEN") from None
 
     async def run(self, on_message: OnMessage) -> None:
         from telegram.error import Conflict, RetryAfter, TelegramError

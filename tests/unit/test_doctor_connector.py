@@ -116,6 +116,28 @@ def test_slack_names_only_the_token_that_is_missing(settings: Settings) -> None:
     assert (level, detail) == ("fail", "FLEET_SLACK_APP_TOKEN not set")
 
 
+def test_only_a_secret_problem_is_sent_to_fleet_env(settings: Settings) -> None:
+    """The adapter refusing the roster (a Telegram username in the allow-list) says to
+    fix the roster, not to set a secret that is set already."""
+    block = {"kind": "telegram", "rooms": {"-1001234": {"allow": ["@alice"]}}}
+    write_roster(settings.home, block)
+    token = settings.model_copy(update={"telegram_token": SecretStr("123:abc")})
+    level, detail, hint = lines(token)["connector secrets"]
+    assert level == "fail"
+    assert detail.startswith("FLEET_TELEGRAM_TOKEN set, but the telegram connector refuses")
+    assert "'@alice' is not a Telegram user id" in detail
+    assert hint == "fix the roster's connector: block (docs/chat-telegram.md)"
+    assert "fleet.env" not in hint
+    swapped = {"slack_bot_token": SecretStr("xapp-1"), "slack_app_token": SecretStr("xoxb-1")}
+    write_roster(settings.home, SLACK)
+    level, detail, hint = lines(settings.model_copy(update=swapped))["connector secrets"]
+    assert (level, hint) == (
+        "fail",
+        "set it in FLEET_HOME/fleet.env, mode 0600 (docs/chat-slack.md)",
+    )
+    assert detail.startswith("FLEET_SLACK_BOT_TOKEN must be a bot token")
+
+
 def test_a_missing_library_fails_its_line(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
