@@ -10,8 +10,9 @@ work, so they take only cards aimed at them or their class, unless their roster 
 says ``takes_untargeted: true`` (``AgentSpec.takes_untargeted``).
 
 Not available, whatever the pane says: readiness ``paused`` (host paused), ``broken``
-(its host worker stopped restarting it), ``briefing`` (a new pane not yet briefed), and
-an agent paused by name (``fleet agent pause``).
+(its host worker stopped restarting it), ``briefing`` (a new pane not yet briefed),
+``waiting`` (its runtime asks a person, in a turn no card started: the prompt has the
+keyboard), and an agent paused by name (``fleet agent pause``).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class TickResult:
         }
 
 
-NOT_AVAILABLE = frozenset({"paused", "broken", "briefing"})
+NOT_AVAILABLE = frozenset({"paused", "broken", "briefing", "waiting"})
 """Readiness values the tick never claims for (see the module's docstring)."""
 
 STALE_HOST_INTERVALS = 4

@@ -14,14 +14,18 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from fleet_queue.cards import AgentStatus, CardStatus, Claim, NewCard
 from fleet_queue.errors import AgentBusyError
 from fleet_queue.model_double import ModelDouble, RecordedRequest, Reply, ToolCall
 from fleet_queue.roster import Roster
 from fleet_queue.settings import Settings
+from fleet_queue.store import CardStore
+from fleet_queue.supervisor import run_tick
 from tests.runtimes.test_adapters import (  # the fixtures and helpers of the adapter tests
     START_TIMEOUT,
     TURN_TIMEOUT,
@@ -176,3 +180,33 @@ def test_codex_approval_prompt_is_waiting_until_answered_then_busy_then_ok(
     finally:
         deliverer.close()
         terminal.close()
+
+
+def status_row(readiness: str) -> AgentStatus:
+    """The store's row for ``cx`` as the host worker's status round writes it."""
+    now = datetime.now(UTC)
+    heartbeat = {"waiting": "waiting", "working": "busy"}.get(readiness, "ok")
+    return AgentStatus(
+        tenant_id="t1", host="h1", agent="cx", runtime="codex", agent_class="coder",
+        heartbeat_at=now, health=True, heartbeat_status=heartbeat, pane_alive=True,
+        readiness=readiness, updated_at=now,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def test_a_waiting_agent_with_no_card_is_not_given_one_until_the_person_answers(
+    tmp_path: Path,
+) -> None:
+    """Codex asks a person in a turn no card started (an operator's ``fleet agent send``, a
+    chat message): no lease says it is busy, its readiness does. A card claimed for it
+    would find the prompt holding the keyboard and wait out its lease, an attempt lost."""
+    roster = roster_of(agent("cx", "codex", host="h1"))
+    settings = Settings(home=tmp_path, host="h1", tenant="t1", lease_ttl=120.0)
+    with CardStore(f"sqlite:///{tmp_path / 'store.db'}", tenant="t1", host="h1") as store:
+        store.create(NewCard(id="for-cx", title="a card for cx", target_agent="cx"))
+        got: list[Claim] = []
+        store.upsert_agent_statuses([status_row("waiting")])
+        run_tick(store, roster, settings, got.append)
+        assert got == [] and store.get("for-cx").status == CardStatus.READY
+        store.upsert_agent_statuses([status_row("available")])  # answered, the turn ended
+        run_tick(store, roster, settings, got.append)
+        assert [(c.agent, c.card.id) for c in got] == [("cx", "for-cx")]
