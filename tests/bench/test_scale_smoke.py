@@ -65,4 +65,15 @@ def test_quick_scale_bench_measures_a_multi_host_fleet_and_stops_it(short_tmp: P
         tick = figures[f"(i) supervisor tick, {which}, 2,000 ready, postgresql"]
         assert tick["value"]["n"] == 2 and tick["value"]["median"] > 0
     assert figures["(i) claims/s inside one tick, 20 agents"]["value"]["median"] > 0
+    growth = latency["extra"]["growth"]  # one row per fleet size, drawn by bench.scale_plot
+    assert [(row["hosts"], row["agents"]) for row in growth] == [(1, 4), (1, 10), (2, 20)]
+    assert all(row["p50_ms"] > 0 and row["fleet_tick_ms"] > 0 for row in growth)
+    png = short_tmp / "growth.png"
+    plot = subprocess.run(
+        [sys.executable, "-m", "bench.scale_plot", str(out), "--png", str(png)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert plot.returncode == 0, plot.stderr[-2000:]
+    assert "| enqueue → pane p50 (ms) |" in plot.stdout
+    assert png.read_bytes().startswith(b"\x89PNG")
     assert processes_under(short_tmp) == []
