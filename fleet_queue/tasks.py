@@ -11,11 +11,10 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+import redis
 from celery import Celery, Task
-from redis.exceptions import LockError
-from redis.lock import Lock
 
-from fleet_queue.nudge import NUDGE_KEY, nudge_tick, task_message
+from fleet_queue.nudge import task_message
 from fleet_queue.queues import (
     DELIVER_TASK,
     HOST_STATUS_TASK,
@@ -23,9 +22,9 @@ from fleet_queue.queues import (
     REQUEST_STATUS_TASK,
     TICK_TASK,
     host_queue,
-    redis_key,
 )
 from fleet_queue.supervisor import run_tick
+from fleet_queue.tick_lock import RoundEnd, TickLock
 
 if TYPE_CHECKING:
     from fleet_queue.cards import Claim
@@ -59,50 +58,26 @@ def send_delivery(ctx: FleetContext, claim: Claim) -> None:
 
 
 def tick_once(task: Task) -> dict[str, Any]:
-    """Run the tick under the tenant's lock; a tick that finds the lock taken asks
-    the running one to go round again instead of being lost."""
+    """Run the tick under the tenant's lock (``fleet_queue.tick_lock``); a tick that finds
+    the lock taken asks the running one to go round again instead of being lost."""
     ctx = fleet(task)
-    client = ctx.redis
-    tenant = ctx.settings.tenant
-    nudge, rerun = redis_key(tenant, NUDGE_KEY), redis_key(tenant, "tick-rerun")
-    lock = client.lock(redis_key(tenant, "tick-lock"), timeout=TICK_LOCK_SECONDS)
-    # Later nudges must queue a new tick (the nudge key cleared) whether or not this one
-    # runs; one round trip for both keys.
-    if not lock.acquire(blocking=False):
-        pipe = client.pipeline(transaction=False)
-        pipe.delete(nudge)
-        pipe.set(rerun, 1, ex=TICK_LOCK_SECONDS)
-        pipe.execute()
+    lock = TickLock(ctx.redis, ctx.settings.tenant, TICK_LOCK_SECONDS)
+    if not lock.take():
         return {"skipped": "another tick is running"}
     claimed: list[str] = []
-    first = True
+    end: RoundEnd = "again"
     try:
-        while True:
-            if first:  # just acquired: nothing to renew, and this round sees every rerun
-                client.delete(nudge, rerun)
-            elif not _still_ours(lock):
-                return {"skipped": "tick lock lost to a newer tick", "claimed": claimed}
-            else:
-                client.delete(rerun)
-            first = False
+        while end == "again":
             result = run_tick(ctx.store, ctx.roster, ctx.settings, lambda c: send_delivery(ctx, c))
             claimed += result.claims
-            if result.paused or not client.exists(rerun):
-                break
+            end = lock.round_done(stop=result.paused)
     finally:
-        with contextlib.suppress(LockError):
-            lock.release()
-    if client.exists(rerun):
-        nudge_tick(ctx.settings, task.app, reason="rerun")
+        if end == "again":  # the round failed: let the next tick in
+            with contextlib.suppress(redis.RedisError):
+                lock.round_done(stop=True)
+    if end == "lost":
+        return {"skipped": "tick lock lost to a newer tick", "claimed": claimed}
     return {**result.as_dict(), "claimed": claimed}
-
-
-def _still_ours(lock: Lock) -> bool:
-    """Renew the tick lock for another round; False when it expired and was taken."""
-    try:
-        return bool(lock.reacquire())
-    except LockError:
-        return False
 
 
 def register_control_tasks(app: Celery) -> None:
