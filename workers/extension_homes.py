@@ -14,8 +14,9 @@ opencode gets ``OPENCODE_CONFIG`` = ``FLEET_HOME/agents/<agent>/opencode/opencod
 (0700 dir) naming our plugin ``fleet-queue.js`` beside it, every permission ``allow``
 when the agent is unattended (else opencode asks, and the plugin reports ``waiting``),
 no autoupdate or sharing, no paste summary (a folded paste is sent with a space added),
-and the provider base URLs as for pi. ``XDG_DATA_HOME`` and
-``XDG_STATE_HOME`` point into that home: its session database is the agent's own.
+and the provider base URLs as for pi. ``XDG_CONFIG_HOME``, ``XDG_DATA_HOME`` and
+``XDG_STATE_HOME`` point into that home: its global config, session database and login
+(``auth.json``) are the agent's own, so it uses the API key variables it is given.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ DATA = Path(__file__).resolve().parent / "data"
 PI_EXTENSION = "fleet-queue.ts"
 OPENCODE_PLUGIN = "fleet-queue.js"
 BASE_URL_VARS = {"anthropic": "ANTHROPIC_BASE_URL", "openai": "OPENAI_BASE_URL"}
+OPENCODE_SDK = "@opencode-ai/plugin"
 OPENCODE_ALLOW = ("edit", "bash", "webfetch", "external_directory", "doom_loop")
 """Every permission opencode 1.18 asks about: an unattended agent is never stopped by one."""
 
@@ -41,6 +43,7 @@ def pi_env(home: Path) -> dict[str, str]:
 def opencode_env(home: Path) -> dict[str, str]:
     return {
         "OPENCODE_CONFIG": str(home / "opencode.json"),
+        "XDG_CONFIG_HOME": str(home / "config"),
         "XDG_DATA_HOME": str(home / "data"),
         "XDG_STATE_HOME": str(home / "state"),
         "OPENCODE_DISABLE_AUTOUPDATE": "1",
@@ -67,6 +70,8 @@ def prepare_opencode(
     """``path``: the agent's ``OPENCODE_CONFIG``; the plugin goes beside it."""
     plugin = path.parent / OPENCODE_PLUGIN
     write_private(plugin, _code("opencode_plugin.js", hook, where))
+    if env.get("XDG_CONFIG_HOME"):
+        _plugin_sdk_settled(Path(env["XDG_CONFIG_HOME"]) / "opencode")
     data = load_json(path)
     data.update(autoupdate=False, share="disabled")
     # A paste of 3+ lines or 150+ chars is otherwise folded into "[Pasted ~N lines]" and
@@ -83,6 +88,22 @@ def prepare_opencode(
             url = _with_v1(env[var]) if provider == "anthropic" else env[var]
             entry.setdefault("options", {})["baseURL"] = url
     write_private(path, json.dumps(data, indent=2) + "\n")
+
+
+def _plugin_sdk_settled(config_dir: Path) -> None:
+    """Tell opencode its plugin SDK is installed in its config dir: it is not needed.
+
+    With a plugin configured, opencode 1.18 waits before loading it until ``npm install
+    @opencode-ai/plugin`` in each config dir is done: ~17 s from the registry, and offline
+    until npm gives up. It skips the install when ``node_modules`` exists and the lock names
+    every wanted package; our plugin imports nothing but ``node:child_process``.
+    """
+    (config_dir / "node_modules").mkdir(mode=0o700, parents=True, exist_ok=True)
+    lock = config_dir / "package-lock.json"
+    data = load_json(lock)
+    root = data.setdefault("packages", {}).setdefault("", {})
+    root.setdefault("dependencies", {}).setdefault(OPENCODE_SDK, "*")
+    write_private(lock, json.dumps(data, indent=2) + "\n")
 
 
 def _with_v1(url: str) -> str:

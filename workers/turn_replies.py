@@ -9,6 +9,8 @@ opened:
   after the UserPromptSubmit hook recorded that hash; the reply is the text of the turn's
   last model response in the transcript that hook names (after the user entry with that
   hash), else the hook's ``last_assistant_message``;
+- pi, opencode: as Claude Code, from the turn end their extension / plugin recorded
+  (``Stop`` / ``StopFailure``), its ``last_assistant_message``;
 - Codex: in its rollout, the ``task_complete`` after the user message with that hash
   (its ``last_agent_message``, else the last assistant message before it).
 
@@ -27,6 +29,9 @@ from workers import evidence
 from workers.runtimes import LaunchPlan
 from workers.stub_agent import log_path, read_stub_log
 
+HOOKED = ("claude", "pi", "opencode")
+"""Runtimes whose turn ends our hooks record (pi's extension and opencode's plugin with
+the turn's last assistant text as ``last_assistant_message``)."""
 TRANSCRIPT_TAIL = 4 * 1024 * 1024
 """Bytes of a Claude Code transcript read per look: a turn fits many times over."""
 
@@ -45,7 +50,7 @@ def turn_reply(plan: LaunchPlan, prompt_sha: str, since: datetime) -> TurnReply 
     info = evidence.read_info(run_dir, plan.agent)
     if info is not None and info.runtime == "codex" and info.codex_home:
         return codex_reply(Path(info.codex_home), prompt_sha, since)
-    if plan.runtime == "claude":
+    if plan.runtime in HOOKED:
         return claude_reply(run_dir, plan.agent, prompt_sha, since)
     return None
 

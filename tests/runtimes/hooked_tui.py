@@ -30,9 +30,10 @@ from tests.support.fleet import Fleet, fleet_settings, running_fleet
 from tests.support.poll import wait_until
 from tests.support.servers import RedisServer
 from tests.support.timing import scaled
-from workers.evidence import read_info
-from workers.heartbeat import read_heartbeat
-from workers.runtimes import adapter_for
+from workers.evidence import read_info, sha256
+from workers.heartbeat import read_heartbeat, utcnow
+from workers.runtimes import adapter_for, launch_plan
+from workers.turn_replies import TurnReply, turn_reply
 
 KEY_VAR = "MODEL_DOUBLE_KEY"
 MODELS = {"pi": "anthropic/claude-sonnet-4-5", "opencode": "anthropic/claude-sonnet-4-5"}
@@ -189,6 +190,7 @@ def _assert_operator_message_verified(
     fleet: Fleet, double: ModelDouble, runtime: str, agent: str
 ) -> None:
     text = f"Hello {agent}: a line from the operator,\tünïcode and a tab kept."
+    since = utcnow()
     deadline = time.monotonic() + scaled(30)
     while True:  # right after a turn the pane is still settling: refused, nothing typed
         sent = operator(fleet, "agent", "send", agent, "--json", "--message", text)
@@ -203,4 +205,13 @@ def _assert_operator_message_verified(
     assert adapter is not None
     typed = text.replace("\t", adapter.tab_as) if adapter.tab_as else text  # as it records it
     got = double.wait_for(lambda r: typed in r.last_user_text(), timeout=scaled(30))
-    assert got.last_user_text() == f"[from testhost:operator #{receipt['nonce']}] {typed}"
+    prompt = f"[from testhost:operator #{receipt['nonce']}] {typed}"
+    assert got.last_user_text() == prompt
+    # the chat connector's reply: the turn's end as the runtime recorded it, found by the hash
+    plan = launch_plan(fleet.settings, fleet.roster, fleet.roster.agent(agent))
+    wait_until(
+        lambda: turn_reply(plan, sha256(prompt), since) is not None,
+        timeout=scaled(30),
+        what=f"{agent}'s reply recorded",
+    )
+    assert turn_reply(plan, sha256(prompt), since) == TurnReply("Hello from the model double.")
