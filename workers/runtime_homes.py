@@ -261,9 +261,11 @@ def _codex_hooks(config: Path, hook: list[str], where: list[str]) -> None:
     Codex 0.171 runs a hook from the user's config only once ``hooks.state`` holds its
     ``trusted_hash`` (else it asks a person to review it at start, every start). The hash is
     Codex's own: sha256 of the hook's normalized identity as compact JSON with sorted keys,
-    keyed by source file, event, group and handler. This trusts exactly our two hooks;
+    keyed by source file (``CODEX_HOME`` with its symlinks resolved, as Codex resolves
+    it), event, group and handler. This trusts exactly our two hooks;
     ``--dangerously-bypass-hook-trust`` would trust every hook, a project's too.
     """
+    source = config.resolve()
     tables: list[str] = []
     trusted: list[str] = []
     for event in CODEX_EVENTS:
@@ -275,7 +277,7 @@ def _codex_hooks(config: Path, hook: list[str], where: list[str]) -> None:
         identity = {"event_name": label, "hooks": [{**handler, "async": False}]}
         canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-        trusted += [f"[hooks.state.{json.dumps(f'{config}:{label}:0:0')}]"]
+        trusted += [f"[hooks.state.{json.dumps(f'{source}:{label}:0:0')}]"]
         trusted += [f'trusted_hash = "sha256:{digest}"', ""]
     text = config.read_text(encoding="utf-8")
     write_private(config, "\n".join([text.rstrip("\n"), "", *tables, *trusted]))

@@ -66,11 +66,16 @@ def asks_to_run(request: RecordedRequest, command: str) -> Reply:
 
 
 def attended_codex(settings: Settings, double: ModelDouble) -> Roster:
+    """Its ``CODEX_HOME`` named through a symlink: Codex resolves it, and keys its hooks'
+    trust by the resolved path (a wrong key stops Codex at "Hooks need review")."""
+    real, link = settings.home.parent / "codex-real", settings.home.parent / "codex-home"
+    real.mkdir(mode=0o700)
+    link.symlink_to(real)
     cx = agent(
         "cx",
         "codex",
         working_directory=workdir(settings),
-        env={"OPENAI_BASE_URL": f"{double.url}/v1"},
+        env={"OPENAI_BASE_URL": f"{double.url}/v1", "CODEX_HOME": str(link)},
         unattended=False,
         model_hint=CODEX_MODEL,
     )
