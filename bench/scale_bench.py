@@ -52,6 +52,7 @@ QUIET = 0.6
 """Dispatch types into a line reader's pane only 0.5 s after its last output; the next card
 goes to the same agent (first in the claim order), so each sample waits this long."""
 STATUS_LOG = re.compile(r"fleet\.collect_host_status\[[^\]]+\] succeeded in ([0-9.]+)s")
+RUN_TICK_MS = re.compile(r"'ms': ([0-9.]+)")
 TICK_LOG = re.compile(r"fleet\.supervisor_tick\[[^\]]+\] succeeded in ([0-9.]+)s: (.*)")
 
 
@@ -94,8 +95,9 @@ class FleetRun:
     redis_per_card: float
     commits_per_card: float
     status_ms_per_agent: float | None
-    fleet_ticks: list[float]
-    """ms of each supervisor tick that claimed a card, as the workers ran it (their log)."""
+    fleet_ticks: tuple[list[float], list[float]]
+    """ms of each supervisor tick that claimed a card, as the workers ran it (their log):
+    the task, and of it ``run_tick``."""
 
     def growth(self, ticks: Ticks) -> dict[str, Any]:
         """This size's row of the growth table (``bench.scale_plot`` draws it)."""
@@ -108,7 +110,8 @@ class FleetRun:
             "p50_ms": median(ordered),
             "p99_ms": percentile(ordered, 0.99),
             "to_claim_p50_ms": median(self.to_claim),
-            "fleet_tick_ms": median(self.fleet_ticks) if self.fleet_ticks else None,
+            "fleet_tick_ms": median(self.fleet_ticks[0]) if self.fleet_ticks[0] else None,
+            "fleet_run_tick_ms": median(self.fleet_ticks[1]) if self.fleet_ticks[1] else None,
             "tick_all_free_ms": median(free[0]) if free else None,
             "claims_per_s": median(free[1]) if free else None,
             "tick_10_free_ms": median(busy[0]) if busy else None,
@@ -166,15 +169,19 @@ def status_ms_per_agent(fleet: ScaleFleet) -> float | None:
     return median(per_agent) if per_agent else None
 
 
-def claiming_ticks(fleet: ScaleFleet) -> list[float]:
-    """ms of every supervisor tick in the workers' logs that claimed a card."""
-    out = []
+def claiming_ticks(fleet: ScaleFleet) -> tuple[list[float], list[float]]:
+    """ms of every supervisor tick in the workers' logs that claimed a card: the whole task
+    (``succeeded in``), and of it ``run_tick`` (the result's ``ms``)."""
+    whole, inner = [], []
     for host in fleet.hosts:
         log = host.settings.home / "logs" / "worker.log"
         for seconds, result in TICK_LOG.findall(log.read_text(errors="replace")):
             if "'claimed': ['" in result:
-                out.append(1000 * float(seconds))
-    return out
+                whole.append(1000 * float(seconds))
+                found = RUN_TICK_MS.search(result)
+                if found:
+                    inner.append(float(found.group(1)))
+    return whole, inner
 
 
 def measure_fleet(

@@ -28,6 +28,7 @@ ROWS = (
     ("enqueue → pane p99 (ms)", "p99_ms"),
     ("enqueue → claimed p50 (ms)", "to_claim_p50_ms"),
     ("tick that claimed a card, in the fleet, median (ms)", "fleet_tick_ms"),
+    ("  of it run_tick (ms)", "fleet_run_tick_ms"),
     ("tick, every agent free, 100k ready (ms)", "tick_all_free_ms"),
     ("tick, 10 agents free, 100k ready (ms)", "tick_10_free_ms"),
     ("claims/s inside that tick", "claims_per_s"),
