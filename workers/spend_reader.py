@@ -1,4 +1,5 @@
-"""Read what the runtimes recorded they used: Claude Code transcripts and Codex rollouts.
+"""Read what the runtimes recorded they used: Claude Code transcripts, Codex rollouts and
+pi session files.
 
 Claude Code (``<CLAUDE_CONFIG_DIR>/projects/<slug>/<session>.jsonl``, subagents' files
 below it): each ``assistant`` entry carries ``message.usage``, ``message.id``,
@@ -12,6 +13,11 @@ counts the difference of the totals from the last total it saw, so an event repe
 the same totals counts nothing; a total that went down (a new count) falls back to the
 last request's usage. Its ``input_tokens`` include the cached ones: the ledger's
 ``input`` does not.
+
+pi (``<PI_CODING_AGENT_DIR>/sessions/--<cwd>--/<time>_<id>.jsonl``): one ``message``
+line per message; an assistant message carries ``usage`` (``input`` without the cached
+part, ``output``, ``cacheRead``, ``cacheWrite``) and ``model``; a user message is the
+prompt (its card). pi appends, so each line is counted once by the file's mark.
 
 Reading is incremental: each file is read from its mark (a byte offset) to its last
 complete line, and the new mark is stored with the ledger rows in one transaction. The
@@ -56,6 +62,10 @@ def claude_files(config_dir: Path) -> list[Path]:
 
 def codex_files(codex_home: Path) -> list[Path]:
     return sorted((codex_home / "sessions").glob("*/*/*/rollout-*.jsonl"))
+
+
+def pi_files(agent_dir: Path) -> list[Path]:
+    return sorted((agent_dir / "sessions").glob("*/*.jsonl"))
 
 
 def unread(path: Path, mark: FileMark | None) -> bool:
@@ -175,6 +185,34 @@ def read_codex(path: Path, mark: FileMark | None) -> FileRead:
             total = now
             turns.append(Turn(_when(entry), model or "unknown", _codex_tokens(delta), card))
     state.update(total=total, model=model, card=card)
+    return FileRead(path, turns, FileMark(offset, state))
+
+
+def read_pi(path: Path, mark: FileMark | None) -> FileRead:
+    """New assistant messages of a pi session file: one line per message, each once."""
+    state = dict(mark.state) if mark else {}
+    lines, offset, restarted = _lines(path, mark.offset if mark else 0)
+    card: str | None = None if restarted else state.get("card")
+    turns: list[Turn] = []
+    for entry in _entries(lines):
+        message = entry.get("message")
+        if entry.get("type") != "message" or not isinstance(message, dict):
+            continue
+        if message.get("role") == "user":
+            prompt = _prompt_text(message.get("content"))
+            if prompt is not None:
+                card = card_of(prompt)
+        elif message.get("role") == "assistant" and isinstance(message.get("usage"), dict):
+            usage = message["usage"]
+            tokens = Tokens(
+                _int(usage, "input"),
+                _int(usage, "output"),
+                _int(usage, "cacheRead"),
+                _int(usage, "cacheWrite"),
+            )
+            model = str(message.get("model") or "unknown")
+            turns.append(Turn(_when(entry), model, tokens, card))
+    state.update(card=card)
     return FileRead(path, turns, FileMark(offset, state))
 
 

@@ -28,8 +28,10 @@ from workers.spend_reader import (
     FileRead,
     claude_files,
     codex_files,
+    pi_files,
     read_claude,
     read_codex,
+    read_pi,
     unread,
 )
 
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HOME_VARS = {"claude": "CLAUDE_CONFIG_DIR", "codex": "CODEX_HOME"}
+HOME_VARS = {"claude": "CLAUDE_CONFIG_DIR", "codex": "CODEX_HOME", "pi": "PI_CODING_AGENT_DIR"}
 
 
 @dataclass
@@ -124,9 +126,10 @@ def read_agent(runtime: str, home: Path, marks: dict[str, FileMark]) -> list[Fil
             for path in claude_files(home)
             if unread(path, marks.get(str(path)))
         ]
+    read, files = (read_pi, pi_files) if runtime == "pi" else (read_codex, codex_files)
     return [
-        read_codex(path, marks.get(str(path)))
-        for path in codex_files(home)
+        read(path, marks.get(str(path)))
+        for path in files(home)
         if unread(path, marks.get(str(path)))
     ]
 

@@ -22,8 +22,9 @@ import redis
 
 from fleet_queue.card_text import render_card
 from fleet_queue.cards import NewCard
-from fleet_queue.model_double import ModelDouble, RecordedRequest, Reply, card_closer
+from fleet_queue.model_double import ModelDouble, RecordedRequest, Reply, Usage, card_closer
 from fleet_queue.settings import Settings
+from fleet_queue.spend.usage import Tokens
 from tests.runtimes.conftest import KEY, RUNTIME_BIN, runtime_binary
 from tests.runtimes.test_real_e2e import LABEL, operator
 from tests.support.fleet import Fleet, fleet_settings, running_fleet
@@ -37,7 +38,8 @@ from workers.turn_replies import TurnReply, turn_reply
 
 KEY_VAR = "MODEL_DOUBLE_KEY"
 MODELS = {"pi": "anthropic/claude-sonnet-4-5", "opencode": "anthropic/claude-sonnet-4-5"}
-HOME_VARS = {"pi": "PI_CODING_AGENT_DIR", "opencode": "OPENCODE_CONFIG"}
+SPEND_READ = ("pi",)
+"""Runtimes whose records the spend scan reads (opencode's database is not read yet)."""
 BODY = "Touch nothing: this card tests the pipeline.\nA second line with ünïcode — and «quotes»."
 
 
@@ -163,7 +165,26 @@ def card_scenario(
         log = (settings.home / "logs" / "worker.log").read_text()
         assert f"agent socket: {agent} done {card_id}" in log  # its bash tool ran `fleet`
         _assert_operator_message_verified(fleet, double, runtime, agent)
+        if runtime in SPEND_READ:
+            _assert_spend_of_the_card(fleet, double, agent, card_id)
     print(f"{runtime}: fleet up and {agent} available in {started:.1f}s")
+
+
+def _assert_spend_of_the_card(fleet: Fleet, double: ModelDouble, agent: str, card: str) -> None:
+    """The host worker's status rounds read the runtime's own record into the ledger: the
+    card's row holds exactly the usage the double answered its requests with."""
+    mark = f"fleet card done {card} --token"
+    answered = [r for r in double.main_turns() if mark in r.last_user_text()]
+    usage = Usage()
+    expected = Tokens(usage.input_tokens * len(answered), usage.output_tokens * len(answered))
+
+    def card_row() -> Tokens | None:
+        rows = fleet.store.spend_rows("2000-01-01", cards=[card])
+        return next((r.tokens for r in rows if r.agent == agent), None)
+
+    wait_until(lambda: card_row() == expected, timeout=scaled(30), what=f"{card} spend")
+    row = next(r for r in fleet.store.spend_rows("2000-01-01", cards=[card]))
+    assert row.model == MODELS["pi"].split("/")[1]
 
 
 def _assert_private_home(settings: Settings, runtime: str, agent: str) -> None:

@@ -19,9 +19,11 @@ import pytest
 
 from fleet_queue.errors import HostError
 from fleet_queue.model_double import RecordedRequest, shell_tool_call
+from fleet_queue.spend.usage import Tokens
 from workers import evidence
 from workers.heartbeat import read_heartbeat, utcnow
 from workers.runtime_homes import home_env, preflight, prepare
+from workers.spend_reader import pi_files, read_pi
 
 URL = "http://127.0.0.1:4711"
 
@@ -172,3 +174,35 @@ def test_the_doubles_shell_call_uses_the_bash_tool_pi_and_opencode_offer() -> No
     assert (pi.name, pi.input) == ("bash", {"command": "fleet card done k --token 1"})
     claude = shell_tool_call(_anthropic_request("Bash", "Read"), "true")
     assert claude.name == "Bash" and claude.input["command"] == "true"
+
+
+def _pi_line(role: str, **message: object) -> str:
+    entry = {"type": "message", "timestamp": "2026-12-02T13:20:53.814Z"}
+    return json.dumps({**entry, "message": {"role": role, **message}}) + "\n"
+
+
+def test_pi_spend_counts_each_assistant_message_once_under_the_card_of_its_prompt(
+    tmp_path: Path,
+) -> None:
+    session = tmp_path / "sessions" / "--work--" / "2026_x.jsonl"
+    session.parent.mkdir(parents=True)
+    usage = {"input": 12, "output": 4, "cacheRead": 3, "cacheWrite": 2, "totalTokens": 21}
+    prompt = [{"type": "text", "text": "do it: fleet card done k-9 --token 2"}]
+    session.write_text(
+        json.dumps({"type": "session", "version": 3})
+        + "\n"
+        + _pi_line("user", content=prompt)
+        + _pi_line("assistant", content=[], model="claude-sonnet-4-5", usage=usage)
+        + _pi_line("toolResult", content=[{"type": "text", "text": "ok"}])
+        + '{"type": "message", "message": {"role": "assistant"'  # half-written
+    )
+    assert pi_files(tmp_path) == [session]
+    first = read_pi(session, None)
+    assert [(t.model, t.tokens, t.card) for t in first.turns] == [
+        ("claude-sonnet-4-5", Tokens(12, 4, 3, 2), "k-9")
+    ]
+    assert read_pi(session, first.mark).turns == []  # nothing new: counted once
+    with session.open("a") as handle:  # the rest of the line, then the next answer
+        handle.write(f', "model": "m2", "usage": {json.dumps(usage)}}}}}\n')
+    again = read_pi(session, first.mark)
+    assert [(t.model, t.card) for t in again.turns] == [("m2", "k-9")]
