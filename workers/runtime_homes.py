@@ -9,8 +9,8 @@ calls while ``run/<agent>.over-budget`` exists), plus the acceptance of the
 unattended switch's warning screen. Codex gets
 ``CODEX_HOME`` = ``FLEET_HOME/agents/<agent>/codex``
 (0700) with ``config.toml``: the model provider from the agent's
-``OPENAI_BASE_URL``, the working directory trusted, no update check, and
-``notify`` = our hook program.
+``OPENAI_BASE_URL``, the working directory trusted, no update check,
+``notify`` = our hook program and, attended, our hooks on its approval prompt.
 
 ``preflight`` refuses, with one line naming the agent, what would give a pane
 that dies at once: root without the sandbox opt-in, no API key variable, a
@@ -157,7 +157,8 @@ def prepare(
         home = Path(env["CODEX_HOME"])
         _private_dir(home)
         _codex_config(home, env, cwd, [*hook, "notify", *where])
-        _codex_hooks(home / "config.toml", hook, where)
+        if not unattended:  # unattended, Codex never asks: no hook to run, nor to trust
+            _codex_hooks(home / "config.toml", hook, where)
         write_info(run_dir, agent, RuntimeInfo("codex", time.time(), str(home)))
     elif runtime in EXTENSION_HOMES:
         home = _extension_home(runtime, env)
@@ -255,8 +256,8 @@ def _codex_config(home: Path, env: dict[str, str], cwd: Path, notify: list[str])
 
 
 def _codex_hooks(config: Path, hook: list[str], where: list[str]) -> None:
-    """Our hook on Codex's ``PermissionRequest`` and ``PostToolUse``, appended to its
-    ``config.toml``, each trusted there by the hash Codex itself checks.
+    """Our hook on Codex's ``PermissionRequest`` and ``PostToolUse`` (an attended agent's),
+    appended to its ``config.toml``, each trusted there by the hash Codex itself checks.
 
     Codex 0.171 runs a hook from the user's config only once ``hooks.state`` holds its
     ``trusted_hash`` (else it asks a person to review it at start, every start). The hash is
