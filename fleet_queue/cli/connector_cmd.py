@@ -3,12 +3,14 @@
 ``run`` composes the service: the roster's network adapter (``fleet_queue.connector``)
 and the host layer that types and reads replies (``workers.connector_service``); the
 CLI, not ``fleet_queue``, imports ``workers``. ``status`` lists the stored messages;
-``check`` says whether ``run`` could start here, without contacting the network.
+``check`` says whether ``run`` could start here, without contacting the network;
+``check --online`` then logs in to it once (receiving nothing) and says as whom.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import signal
@@ -17,12 +19,24 @@ from typing import Annotated
 import typer
 
 from fleet_queue.cli.common import JsonFlag, emit, print_table, settings_of
-from fleet_queue.connector.config import chat_config
-from fleet_queue.errors import ConfigError
+from fleet_queue.connector.config import ChatConfig, chat_config
+from fleet_queue.doctor import Check
+from fleet_queue.errors import ConfigError, FleetError
 from fleet_queue.roster import load_roster
+from fleet_queue.settings import Settings
 
 app = typer.Typer(help="The chat connector: people talk to the orchestrator from chat.")
 NONE_CONFIGURED = "the roster configures no chat connector (connector.kind)"
+ONLINE_TIMEOUT = 30.0
+"""Seconds ``check --online`` waits for the network (its libraries retry an unreachable
+server on their own): past it, the check fails as unreachable."""
+OnlineFlag = Annotated[
+    bool,
+    typer.Option(
+        "--online",
+        help="Then log in to the network once (nothing received, nothing sent) and say as whom.",
+    ),
+]
 
 
 @app.command("run")
@@ -89,28 +103,69 @@ def status(
 
 
 @app.command("check")
-def check(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+def check(ctx: typer.Context, as_json: JsonFlag = False, online: OnlineFlag = False) -> None:
     """Could `run` start here: the roster's block, the network's secrets, its library.
 
-    Contacts no chat network. One line per problem; exit 1 when there is one.
+    Contacts no chat network unless --online. One line per problem; exit 1 when there is one.
     """
     from fleet_queue.doctor_connector import startup_checks
 
     settings = settings_of(ctx)
-    checks = startup_checks(settings, load_roster(settings.effective_roster_path))
+    roster = load_roster(settings.effective_roster_path)
+    checks = startup_checks(settings, roster)
     if not checks:
         raise ConfigError(NONE_CONFIGURED)
     problems = [c for c in checks if c.level != "ok"]
+    if online and not problems:
+        config = chat_config(roster)
+        assert config is not None
+        checks.append(online_check(config, settings))
+        problems = [c for c in checks if c.level != "ok"]
 
     def render() -> None:
         for c in problems:
             typer.echo(f"{c.name}: {c.detail}" + (f"; {c.hint}" if c.hint else ""))
         if not problems:
-            typer.echo(f"chat connector ready: {checks[0].detail}")
+            last = checks[-1]
+            said = last.detail if last.name == "connector online" else checks[0].detail
+            typer.echo(f"chat connector {'online' if online else 'ready'}: {said}")
 
     emit({"ok": not problems, "checks": [c.to_dict() for c in checks]}, as_json, render)
     if problems:
         raise typer.Exit(1)
+
+
+def online_check(config: ChatConfig, settings: Settings) -> Check:
+    """The adapter's ``check``: log in once and close; its refusal or silence is a failed
+    line (the library's own message, never the secret)."""
+    from fleet_queue.connector.adapters import build_adapter
+    from fleet_queue.connector.base import ChatSecretError
+    from fleet_queue.doctor import fail, ok
+    from fleet_queue.doctor_connector import SECRETS_HINT, network_doc
+
+    name = "connector online"
+    adapter = build_adapter(config, settings)
+
+    async def login() -> str:
+        try:
+            return await asyncio.wait_for(adapter.check(), ONLINE_TIMEOUT)
+        finally:
+            await adapter.close()
+
+    try:  # a loop of its own, in a thread of its own: the caller's may be running
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            who = pool.submit(asyncio.run, login()).result()
+    except ChatSecretError as exc:
+        return fail(name, exc.message, SECRETS_HINT.format(doc=network_doc(config.kind)))
+    except TimeoutError:
+        return fail(
+            name,
+            f"{config.kind}: no answer within {ONLINE_TIMEOUT:.0f}s",
+            "is the network reachable from here?",
+        )
+    except FleetError as exc:
+        return fail(name, exc.message, f"see {network_doc(config.kind)}")
+    return ok(name, f"{config.kind} as {who}")
 
 
 def register(cli: typer.Typer) -> None:

@@ -135,4 +135,11 @@ class ChatAdapter(Protocol):
         crash or a lost answer is not posted twice."""
         ...
 
+    async def check(self) -> str:
+        """Authenticate once, receiving nothing, and say who the bot is (``fleet connector
+        check --online``). ``ChatSecretError`` when the network refuses the secret,
+        ``ChatSendError`` when it cannot be reached or answers otherwise. The caller
+        closes the adapter after."""
+        ...
+
     async def close(self) -> None: ...

@@ -206,6 +206,18 @@ class DiscordAdapter:
             return True
         return False
 
+    async def check(self) -> str:
+        """The bot's own user (``GET /users/@me``, discord.py's login); no gateway."""
+        try:
+            await self.client.login(self._token)
+        except discord.LoginFailure:
+            raise ChatSecretError("Discord refused the bot token (FLEET_DISCORD_TOKEN)") from None
+        except SENDING_ERRORS as exc:
+            raise ChatSendError(f"discord: cannot log in: {exc}") from None
+        me = self.client.user
+        assert me is not None  # set by a login that succeeded
+        return f"{me.name} (id {me.id})"
+
     async def _hand_on(self, on_message: OnMessage) -> None:
         while True:
             item = await self._inbox.get()

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fleet_queue.connector.base import (
     ChatMessage,
@@ -37,8 +37,11 @@ from fleet_queue.connector.base import (
 )
 from fleet_queue.connector.config import ChatConfig
 from fleet_queue.connector.cursor import load_cursor, save_cursor
-from fleet_queue.errors import ConfigError
+from fleet_queue.errors import ConfigError, FleetError
 from fleet_queue.settings import Settings, reveal
+
+if TYPE_CHECKING:
+    from nio import AsyncClient
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +110,38 @@ class MatrixAdapter:
         if isinstance(answer, LoginError):
             raise ChatSecretError(f"Matrix login as {self.user_id} refused: {answer.message}")
 
+    async def check(self) -> str:
+        """whoami with the token; with the password, a login as a device of its own,
+        logged out again (a login under the connector's device id could end its
+        session); the roster's aliases resolved either way."""
+        from nio import AsyncClient, AsyncClientConfig, LoginError, WhoamiError
+
+        assert self.config.homeserver is not None
+        if self._token:
+            await self.login()
+            answer = await self.client.whoami()
+            if isinstance(answer, WhoamiError):
+                raise _refusal(f"Matrix refused FLEET_MATRIX_TOKEN for {self.user_id}", answer)
+            await self.resolve_aliases()
+            return f"{answer.user_id} (device {answer.device_id})"
+        probe = AsyncClient(
+            self.config.homeserver,
+            self.user_id,
+            store_path=None,
+            config=AsyncClientConfig(encryption_enabled=False, store_sync_tokens=False),
+        )
+        try:
+            logged = await probe.login(self._password, device_name="fleet connector check")
+            if isinstance(logged, LoginError):
+                raise _refusal(f"Matrix login as {self.user_id} refused", logged)
+            try:
+                await self.resolve_aliases(probe)
+            finally:
+                await probe.logout()
+            return f"{logged.user_id} (password login)"
+        finally:
+            await probe.close()
+
     async def run(self, on_message: OnMessage) -> None:
         from nio import SyncError
 
@@ -136,6 +171,8 @@ class MatrixAdapter:
                     await self._join(room_id)
             since = answer.next_batch
             self._save_since(since)
+        # A sync cut by close() is retried by nio on a new session: closed here again.
+        await self.client.close()
 
     def _message(
         self, room: str, source: dict[str, Any], first_start_ms: int | None
@@ -178,14 +215,14 @@ class MatrixAdapter:
         content = {"msgtype": "m.notice", "body": text}
         await self._send(room, content, f"fleet-notice-{notice_id}")
 
-    async def resolve_aliases(self) -> None:
+    async def resolve_aliases(self, client: AsyncClient | None = None) -> None:
         """Each ``#alias`` room key to its room id; an unknown alias is a ``ConfigError``."""
         from nio import RoomResolveAliasError
 
         for key in self.config.rooms:
             if not key.startswith("#"):
                 continue
-            answer = await self.client.room_resolve_alias(key)
+            answer = await (client or self.client).room_resolve_alias(key)
             if isinstance(answer, RoomResolveAliasError):
                 raise ConfigError(
                     f"roster connector.rooms: the Matrix alias {key} does not resolve"
@@ -240,3 +277,11 @@ class MatrixAdapter:
     async def close(self) -> None:
         self._closed.set()
         await self.client.close()
+
+
+def _refusal(what: str, answer: Any) -> FleetError:
+    """A secret refused (403/401: forbidden, unknown token, deactivated) or another
+    failure (the homeserver down, a 5xx)."""
+    code = str(getattr(answer, "status_code", "") or "")
+    secret = code in ("M_FORBIDDEN", "M_UNKNOWN_TOKEN", "M_USER_DEACTIVATED", "M_MISSING_TOKEN")
+    return (ChatSecretError if secret else ChatSendError)(f"{what}: {code} {answer.message}")

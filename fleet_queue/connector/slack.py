@@ -153,22 +153,36 @@ class SlackAdapter:
         pause = 1.0
         while not self._closed.is_set():
             try:
-                auth = await self.web.auth_test()
-                self.bot_user, self.bot_id = auth.get("user_id"), auth.get("bot_id")
-                opened = await self.web.apps_connections_open(app_token=self.app_token)
-                return str(opened["url"])
-            except SlackApiError as exc:
-                error = str(exc.response.get("error", ""))
-                if error in AUTH_ERRORS:
-                    raise ChatSecretError(f"Slack refused the connector's token: {error}") from None
-                problem = error
+                _, url = await self._authenticate()
+                return url
             except SEND_ERRORS as exc:
-                problem = str(exc) or type(exc).__name__
+                problem = _why(exc)
             log.warning("slack: cannot connect (%s); again in %.0fs", problem, pause)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closed.wait(), pause)
             pause = min(pause * 2, RETRY_MAX)
         return ""
+
+    async def _authenticate(self) -> tuple[dict[str, Any], str]:
+        """auth.test (who the bot is) and apps.connections.open (the WebSocket's URL),
+        once; a token Slack refuses is a ``ChatSecretError``."""
+        try:
+            auth = await self.web.auth_test()
+            self.bot_user, self.bot_id = auth.get("user_id"), auth.get("bot_id")
+            opened = await self.web.apps_connections_open(app_token=self.app_token)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", ""))
+            if error in AUTH_ERRORS:
+                raise ChatSecretError(f"Slack refused the connector's token: {error}") from None
+            raise
+        return dict(auth.data) if isinstance(auth.data, dict) else {}, str(opened["url"])
+
+    async def check(self) -> str:
+        try:
+            auth, _ = await self._authenticate()  # the URL is not dialled: nothing received
+        except SEND_ERRORS as exc:
+            raise ChatSendError(f"slack: cannot connect: {_why(exc)}") from None
+        return f"{auth.get('user')} ({auth.get('user_id')}) in {auth.get('team')}"
 
     async def _enqueue(
         self, _client: AsyncBaseSocketModeClient, request: SocketModeRequest

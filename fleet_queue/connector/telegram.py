@@ -129,6 +129,16 @@ class TelegramAdapter:
             except InvalidToken:  # its message carries the token: not repeated here
                 raise ChatSecretError("the Telegram Bot API refused FLEET_TELEGRAM_TOKEN") from None
 
+    async def check(self) -> str:
+        from telegram.error import TelegramError
+
+        try:
+            await self._start()
+        except (TelegramError, OSError) as exc:
+            raise ChatSendError(f"telegram: getMe failed: {exc}") from None
+        me = self.bot.bot
+        return f"@{me.username} (id {me.id})"
+
     async def run(self, on_message: OnMessage) -> None:
         from telegram.error import Conflict, RetryAfter, TelegramError
 

@@ -26,6 +26,7 @@ from fleet_queue.connector.base import (
     ChatMessage,
     ChatRecord,
     ChatRefusedError,
+    ChatSecretError,
     ChatSendError,
     ChatState,
 )
@@ -338,6 +339,26 @@ def test_bad_configuration_is_one_line(room: Room) -> None:
         await bot.close()
 
     in_thread(scenario)
+
+
+def test_check_logs_in_once_without_the_gateway(room: Room) -> None:
+    """``check --online``: GET /users/@me (discord.py's login), no gateway session."""
+
+    async def check(token: str | None = None) -> str:
+        bot = room.adapter(token)
+        try:
+            return await bot.check()
+        finally:
+            await bot.close()
+
+    async def scenario() -> None:
+        me = room.api.bot
+        assert await check() == f"{me.name} (id {me.id})"
+        with pytest.raises(ChatSecretError, match="refused the bot token"):
+            await check("wrong")
+
+    in_thread(scenario)
+    assert room.api.connected() == 0
 
 
 def test_split_text_keeps_every_character_within_the_limit() -> None:

@@ -23,6 +23,7 @@ from fleet_queue.connector.base import (
     ChatMessage,
     ChatRecord,
     ChatRefusedError,
+    ChatSecretError,
     ChatSendError,
     ChatState,
 )
@@ -332,6 +333,29 @@ def test_missing_or_swapped_tokens_are_one_line(
     with pytest.raises(ConfigError, match=line) as caught:
         adapter(slack, tmp_path, **tokens)
     assert "\n" not in caught.value.message
+
+
+def test_check_authenticates_once_and_connects_to_nothing(
+    slack: SlackServer, tmp_path: Path
+) -> None:
+    """``check --online``: auth.test and apps.connections.open, the socket not dialled."""
+
+    async def check(**tokens: str) -> str:
+        bot = adapter(slack, tmp_path, **tokens)
+        try:
+            return await bot.check()
+        finally:
+            await bot.close()
+
+    async def scenario() -> None:
+        assert await check() == "fleet (UFLEETBOT) in fleet"
+        with pytest.raises(ChatSecretError, match="invalid_auth"):
+            await check(app="xapp-wrong")
+
+    in_own_loop(scenario)
+    assert slack.state.connections == 0
+    called = [m for m, _ in slack.state.calls]
+    assert called.count("auth.test") == 2 and called.count("apps.connections.open") == 2
 
 
 def test_a_token_slack_refuses_ends_run_with_one_line(slack: SlackServer, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
 import stat
 import time
@@ -27,7 +28,8 @@ from fleet_queue.errors import ConfigError
 from fleet_queue.roster import parse_roster
 from fleet_queue.settings import Settings
 from fleet_queue.store import CardStore
-from tests.support.telegram_api import TOKEN, BotApi, telegram_api  # noqa: F401
+from tests.support.cli import run_fleet
+from tests.support.telegram_api import BOT_ID, TOKEN, BotApi, telegram_api  # noqa: F401
 from tests.support.timing import scaled
 
 GROUP, ALICE, MALLORY = -1001234, 42, 666
@@ -228,6 +230,36 @@ def test_token_missing_refused_or_username_in_allow_list_is_one_line(
         await bot.close()
 
     run(scenario)
+
+
+def test_check_online_says_as_whom_or_the_refusal_and_reads_nothing(
+    telegram_api: BotApi,  # noqa: F811
+    fleet_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``fleet connector check --online``: getMe once, one line, exit 1 when refused;
+    no update is read (a message waiting stays for the connector)."""
+    api = telegram_api
+    api.chat(GROUP)
+    api.say(GROUP, ALICE, "waiting for the connector")
+    block = {"kind": "telegram", "api_url": api.url, "rooms": {str(GROUP): {"allow": [str(ALICE)]}}}
+    orch = {"name": "orch", "runtime": "stub", "class": "orchestrator"}
+    roster = fleet_home / "roster.yaml"
+    roster.write_text(json.dumps({"preset": "minimal", "agents": [orch], "connector": block}))
+    roster.chmod(0o600)
+    monkeypatch.setenv("FLEET_TELEGRAM_TOKEN", TOKEN)
+    ran = run_fleet("connector", "check", "--online")
+    assert (ran.exit_code, ran.stdout) == (
+        0, f"chat connector online: telegram as @fleet_bot (id {BOT_ID})\n",
+    )  # fmt: skip
+    monkeypatch.setenv("FLEET_TELEGRAM_TOKEN", "999:wrong-token")
+    ran = run_fleet("connector", "check", "--online")
+    assert (ran.exit_code, ran.stdout) == (
+        1,
+        "connector online: the Telegram Bot API refused FLEET_TELEGRAM_TOKEN;"
+        " set it in FLEET_HOME/fleet.env, mode 0600 (docs/chat-telegram.md)\n",
+    )
+    assert api.polls == 0 and len(api.updates) == 1
 
 
 def test_network_errors_retried_close_ends_a_long_poll_promptly(
