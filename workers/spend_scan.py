@@ -24,6 +24,7 @@ from fleet_queue.spend.prices import PriceTable, load_prices, prices_path
 from fleet_queue.spend.usage import FileAdvance, FileMark
 from workers.evidence import write_private
 from workers.runtime_homes import BUDGET_FLAG_SUFFIX, agent_home
+from workers.spend_opencode import opencode_database, read_opencode
 from workers.spend_reader import (
     FileRead,
     claude_files,
@@ -69,7 +70,11 @@ def flag_path(run_dir: Path, agent: str) -> Path:
 
 
 def runtime_home(settings: Settings, agent: AgentSpec) -> Path | None:
-    """Where the agent's runtime keeps its records (its own home; a roster env wins)."""
+    """Where the agent's runtime keeps its records (its own home; a roster env wins).
+    opencode's: its data dir (``XDG_DATA_HOME``), where its database is."""
+    if agent.runtime == "opencode":
+        mine = agent_home(settings.home, agent.name, "opencode") / "data"
+        return Path(agent.env.get("XDG_DATA_HOME") or mine)
     var = HOME_VARS.get(agent.runtime)
     if var is None:
         return None
@@ -119,6 +124,10 @@ def _unpriced_announced(store: CardStore) -> set[str]:
 
 def read_agent(runtime: str, home: Path, marks: dict[str, FileMark]) -> list[FileRead]:
     """Every record file of the agent with bytes past its mark, read from the mark on."""
+    if runtime == "opencode":
+        db = opencode_database(home)
+        found = read_opencode(db, marks.get(str(db)))
+        return [found] if found is not None else []
     if runtime == "claude":
         counted = {key for mark in marks.values() for key in mark.state.get("keys", [])}
         return [

@@ -38,8 +38,12 @@ from workers.turn_replies import TurnReply, turn_reply
 
 KEY_VAR = "MODEL_DOUBLE_KEY"
 MODELS = {"pi": "anthropic/claude-sonnet-4-5", "opencode": "anthropic/claude-sonnet-4-5"}
-SPEND_READ = ("pi",)
-"""Runtimes whose records the spend scan reads (opencode's database is not read yet)."""
+SPEND_READ = ("pi", "opencode")
+"""Runtimes whose records the spend scan reads (pi's session files, opencode's database)."""
+FIRST_TURN = Usage(
+    input_tokens=1200, output_tokens=345, cache_read_tokens=100, cache_write_tokens=50
+)
+"""The card's first answer: every kind of token, so the reader's mapping of each shows."""
 BODY = "Touch nothing: this card tests the pipeline.\nA second line with ünïcode — and «quotes»."
 
 
@@ -97,7 +101,7 @@ def slow_first_turn(card_id: str, think: float) -> Callable[[RecordedRequest], R
         reply = card_closer(request)
         text = request.last_user_text()
         if mark in text and not request.tool_results_since_user_text():
-            return replace(reply, think_time=think)
+            return replace(reply, think_time=think, usage=FIRST_TURN)
         return reply
 
     return answer
@@ -166,17 +170,23 @@ def card_scenario(
         assert f"agent socket: {agent} done {card_id}" in log  # its bash tool ran `fleet`
         _assert_operator_message_verified(fleet, double, runtime, agent)
         if runtime in SPEND_READ:
-            _assert_spend_of_the_card(fleet, double, agent, card_id)
+            _assert_spend_of_the_card(fleet, double, runtime, agent, card_id)
     print(f"{runtime}: fleet up and {agent} available in {started:.1f}s")
 
 
-def _assert_spend_of_the_card(fleet: Fleet, double: ModelDouble, agent: str, card: str) -> None:
+def _assert_spend_of_the_card(
+    fleet: Fleet, double: ModelDouble, runtime: str, agent: str, card: str
+) -> None:
     """The host worker's status rounds read the runtime's own record into the ledger: the
     card's row holds exactly the usage the double answered its requests with."""
     mark = f"fleet card done {card} --token"
     answered = [r for r in double.main_turns() if mark in r.last_user_text()]
-    usage = Usage()
-    expected = Tokens(usage.input_tokens * len(answered), usage.output_tokens * len(answered))
+    first, rest = FIRST_TURN, Usage()
+    expected = Tokens(
+        first.input_tokens, first.output_tokens, first.cache_read_tokens, first.cache_write_tokens
+    )
+    for _ in answered[1:]:
+        expected = expected + Tokens(rest.input_tokens, rest.output_tokens)
 
     def card_row() -> Tokens | None:
         rows = fleet.store.spend_rows("2000-01-01", cards=[card])
@@ -184,7 +194,7 @@ def _assert_spend_of_the_card(fleet: Fleet, double: ModelDouble, agent: str, car
 
     wait_until(lambda: card_row() == expected, timeout=scaled(30), what=f"{card} spend")
     row = next(r for r in fleet.store.spend_rows("2000-01-01", cards=[card]))
-    assert row.model == MODELS["pi"].split("/")[1]
+    assert row.model == MODELS[runtime].split("/")[1]
 
 
 def _assert_private_home(settings: Settings, runtime: str, agent: str) -> None:

@@ -8,6 +8,7 @@ extension's / plugin's events into the state, prompt and turn records fleet read
 from __future__ import annotations
 
 import json
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from fleet_queue.spend.usage import Tokens
 from workers import evidence
 from workers.heartbeat import read_heartbeat, utcnow
 from workers.runtime_homes import home_env, preflight, prepare
+from workers.spend_opencode import opencode_database, read_opencode
 from workers.spend_reader import pi_files, read_pi
 
 URL = "http://127.0.0.1:4711"
@@ -206,3 +208,47 @@ def test_pi_spend_counts_each_assistant_message_once_under_the_card_of_its_promp
         handle.write(f', "model": "m2", "usage": {json.dumps(usage)}}}}}\n')
     again = read_pi(session, first.mark)
     assert [(t.model, t.card) for t in again.turns] == [("m2", "k-9")]
+
+
+def _opencode_db(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True)
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE message (id TEXT PRIMARY KEY, session_id TEXT, data TEXT)")
+    con.execute("CREATE TABLE part (id TEXT PRIMARY KEY, message_id TEXT, data TEXT)")
+    return con
+
+
+def _assistant(done: bool, parent: str = "u1") -> str:
+    tokens = {"input": 12, "output": 4, "reasoning": 2, "cache": {"read": 3, "write": 1}}
+    time: dict[str, int] = {"created": 1796217681572, **({"completed": 1} if done else {})}
+    data = {"role": "assistant", "parentID": parent, "modelID": "m1", "tokens": tokens}
+    return json.dumps({**data, "time": time})
+
+
+def test_opencode_spend_counts_complete_messages_once_and_waits_for_a_running_one(
+    tmp_path: Path,
+) -> None:
+    db = opencode_database(tmp_path / "data")
+    con = _opencode_db(db)
+    prompt = {"type": "text", "text": "do it: fleet card done k-4 --token 1"}
+    con.execute("INSERT INTO message VALUES ('u1', 's', ?)", (json.dumps({"role": "user"}),))
+    con.execute("INSERT INTO part VALUES ('p1', 'u1', ?)", (json.dumps(prompt),))
+    con.execute("INSERT INTO message VALUES ('a1', 's', ?)", (_assistant(True),))
+    con.execute("INSERT INTO message VALUES ('a2', 's', ?)", (_assistant(False),))
+    con.execute("INSERT INTO message VALUES ('a3', 's', ?)", (_assistant(True),))
+    con.commit()
+    first = read_opencode(db, None)
+    assert first is not None
+    assert [(t.model, t.tokens, t.card) for t in first.turns] == [
+        ("m1", Tokens(12, 6, 3, 1), "k-4"),  # reasoning is paid as output
+        ("m1", Tokens(12, 6, 3, 1), "k-4"),
+    ]
+    assert first.mark.offset == 3  # a2 still runs: the mark waits at it
+    assert read_opencode(db, first.mark) is None  # nothing new, nothing written
+    con.execute("UPDATE message SET data = ? WHERE id = 'a2'", (_assistant(True),))
+    con.commit()
+    second = read_opencode(db, first.mark)
+    assert second is not None and len(second.turns) == 1  # a2 only: a3 was counted
+    assert second.mark.offset == 5 and second.mark.state == {"counted": []}
+    con.close()
+    assert read_opencode(tmp_path / "none.db", None) is None
