@@ -5,23 +5,27 @@ model asks to run a command outside the sandbox (``sandbox_permissions:
 "require_escalated"``), so Codex shows its approval prompt. Its ``PermissionRequest`` hook
 (written and trusted by ``fleet start``) says ``waiting``; the answer, given through the
 console's take-control path (``TmuxTerminal``), makes the turn ``busy`` again, and its end
-``ok``. What is asserted is ``probe_agents``: what the host worker's status round reports.
+``ok``. What is asserted is ``probe_agents``: what the host worker's status round reports;
+then the same through a whole fleet (``fleet ps``, the lease renewed while it waits, the
+card done once approved); and, on a store alone, that the tick gives a waiting agent no card.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 from fleet_queue.cards import AgentStatus, CardStatus, Claim, NewCard
 from fleet_queue.errors import AgentBusyError
-from fleet_queue.model_double import ModelDouble, RecordedRequest, Reply, ToolCall
+from fleet_queue.model_double import ModelDouble, RecordedRequest, Reply, ToolCall, card_closer
+from fleet_queue.model_double.script import CARD_DONE
 from fleet_queue.roster import Roster
 from fleet_queue.settings import Settings
 from fleet_queue.store import CardStore
@@ -40,17 +44,52 @@ from tests.runtimes.test_adapters import (  # the fixtures and helpers of the ad
     status_of,
     workdir,
 )
+from tests.runtimes.test_real_e2e import (  # the fleet fixtures and helpers of the e2e tests
+    broker,
+    coder,
+    fleet_roster,
+    fleet_settings_for,
+    kinds,
+    panes_env,
+    ps_row,
+    short_lease,
+    startup,
+)
+from tests.support.fleet import running_fleet
 from tests.support.poll import wait_until
 from tests.support.timing import scaled
 from workers.delivery import Deliverer
 from workers.pane_stream import TmuxTerminal
 from workers.probe import probe_agents
 
-__all__ = ["double", "rt_settings", "started"]  # fixtures used by name
+__all__ = [  # fixtures used by name
+    "broker",
+    "double",
+    "fleet_settings_for",
+    "panes_env",
+    "rt_settings",
+    "started",
+    "startup",
+]
+
+Test = TypeVar("Test", bound=Callable[..., Any])
+REAL = (pytest.mark.e2e, pytest.mark.runtime, pytest.mark.timeout(300))
+"""The marks of a test that runs the real Codex (slow tier); the store test is fast."""
+
+
+def real(test: Test) -> Test:
+    for mark in REAL:
+        test = mark(test)
+    return test
+
 
 CODEX_MODEL = "gpt-5-codex"
 """Offered ``exec_command`` (with its ``sandbox_permissions``); the default model gets only
 the JavaScript ``exec`` tool."""
+
+
+ATTENDED = {"codex": {"command": "codex -a on-request"}}
+"""Codex 0.171's ``-a`` takes ``on-request`` and ``never`` only."""
 
 
 def asks_to_run(request: RecordedRequest, command: str) -> Reply:
@@ -79,7 +118,7 @@ def attended_codex(settings: Settings, double: ModelDouble) -> Roster:
         unattended=False,
         model_hint=CODEX_MODEL,
     )
-    return roster_of(cx, runtimes={"codex": {"command": "codex -a on-request"}})
+    return roster_of(cx, runtimes=ATTENDED)
 
 
 def readiness(settings: Settings, roster: Roster) -> tuple[str, str | None]:
@@ -129,6 +168,7 @@ def one_of(seen: list[str], *shapes: list[str]) -> bool:
     return any(seen == shape for shape in shapes)
 
 
+@real
 def test_codex_approval_prompt_is_waiting_until_answered_then_busy_then_ok(
     rt_settings: Settings, double: ModelDouble, started: list[tuple[Settings, Roster]]
 ) -> None:
@@ -215,3 +255,51 @@ def test_a_waiting_agent_with_no_card_is_not_given_one_until_the_person_answers(
         store.upsert_agent_statuses([status_row("available")])  # answered, the turn ended
         run_tick(store, roster, settings, got.append)
         assert [(c.agent, c.card.id) for c in got] == [("cx", "for-cx")]
+
+
+@real
+def test_through_the_fleet_a_codex_card_waits_for_its_approval_then_ends_done(
+    fleet_settings_for: Callable[..., Settings],
+    double: ModelDouble,
+    panes_env: Path,
+    startup: float,
+) -> None:
+    """The card's own closing command needs approval: ``fleet ps`` says ``waiting`` with the
+    card, the host worker renews its lease while the person takes their time, and once
+    approved the command closes the card: delivered once, done once, never reclaimed."""
+    lease = short_lease(startup)
+    settings = fleet_settings_for(lease_ttl=lease)
+
+    def answer(request: RecordedRequest) -> Reply:
+        closing = CARD_DONE.search(request.last_user_text())
+        if closing and not request.tool_results_since_user_text():
+            return asks_to_run(request, closing.group(0))
+        return card_closer(request)
+
+    double.responder = answer
+    cx = coder("cx", "codex", double, panes_env, unattended=False)
+    data = {**fleet_roster(double, panes_env, cx), "runtimes": ATTENDED}
+    with running_fleet(settings, data) as fleet:
+        fleet.store.create(NewCard(id="ap-cx", title="approve my close", target_agent="cx"))
+        wait_until(
+            lambda: ps_row(fleet, "cx")["readiness"] == "waiting",
+            timeout=scaled(60) + settings.lease_ttl,
+            what="cx waiting in fleet ps --json",
+        )
+        assert ps_row(fleet, "cx")["current_card"] == "ap-cx"
+        wait_until(
+            lambda: "renewed" in kinds(fleet, "ap-cx"),
+            timeout=lease + scaled(30),
+            what="ap-cx renewed while Codex waits",
+        )
+        card = fleet.store.get("ap-cx")
+        assert (card.status, card.lease_owner) == (CardStatus.CLAIMED, "cx")
+        terminal = TmuxTerminal(fleet.settings, fleet.roster)
+        try:
+            terminal.type_raw("cx", "y")
+        finally:
+            terminal.close()
+        fleet.wait_status("ap-cx", "done", timeout=scaled(60))
+        events = kinds(fleet, "ap-cx")
+        assert events.count("delivered") == 1 and events.count("done") == 1, events
+        assert "reclaimed" not in events, events
