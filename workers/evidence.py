@@ -7,7 +7,9 @@ extension and plugin ``fleet start`` gives them); they write ``run/<agent>.state
 ``run/<agent>.prompts``. Codex writes its own session rollout
 (``$CODEX_HOME/sessions/YYYY/MM/DD/rollout-*.jsonl``): a ``task_started`` event
 opens a turn, ``task_complete`` closes it, and the user message is there word
-for word. Either is better evidence than the pane: the runtime says it.
+for word; an attended Codex also runs our hooks at its approval prompt
+(``PermissionRequest``: ``waiting``) and after a tool call (``PostToolUse``: ``busy``).
+Either is better evidence than the pane: the runtime says it.
 
 The sidecar (``workers.sidecar``) calls ``sidecar_beat`` every interval: while
 the pane's process lives it rewrites heartbeat v1 with the status this evidence
@@ -283,9 +285,10 @@ def codex_status(
 
     Codex records no approval prompt in its rollout or logs: its ``PermissionRequest`` hook
     (``asked``: when it ran, just before the prompt is drawn) is the word. The prompt holds
-    the turn, so the rollout is silent until the person answers; the answer is in Codex's
-    log at once (``codex_answered``): ``busy`` again while the approved command runs, until
-    its output (or the refusal) reaches the rollout and the ``PostToolUse`` hook runs.
+    the turn, so the rollout is silent until the person answers. The answer reaches Codex's
+    log (``codex_answered``), written in batches (seconds later: 6.7 s measured), and the
+    command's output (or the refusal) the rollout, after which the ``PostToolUse`` hook
+    runs: whichever comes first makes the turn ``busy`` again.
     """
     path = latest_rollout(codex_home, started)
     if path is None:
