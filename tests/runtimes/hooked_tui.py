@@ -73,7 +73,9 @@ def fleet_for(tmp_path: Path, broker: RedisServer, settings: Settings) -> Settin
     return fleet_settings(tmp_path / "fleet", broker.url, settings.tmux_socket)
 
 
-def roster(runtime: str, agent: str, double: ModelDouble, workdir: Path) -> dict[str, Any]:
+def roster(
+    runtime: str, agent: str, double: ModelDouble, workdir: Path, unattended: bool = True
+) -> dict[str, Any]:
     """Two stubs and the one agent; its provider is the double, its key a ``${VAR}``."""
     env = {"ANTHROPIC_BASE_URL": double.url, "ANTHROPIC_API_KEY": f"${{{KEY_VAR}}}"}
     if runtime == "opencode":
@@ -89,6 +91,7 @@ def roster(runtime: str, agent: str, double: ModelDouble, workdir: Path) -> dict
         "working_directory": str(workdir),
         "model_hint": MODELS[runtime],
         "env": env,
+        "unattended": unattended,
     }
     return {"version": 1, "preset": "minimal", "agents": [*stubs, coder]}
 
