@@ -12,24 +12,15 @@ the channel's history) and sends no reply twice; a connection Slack closes is re
 
 from __future__ import annotations
 
-import os
-import signal
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fleet_queue.connector.base import ChatState
 from fleet_queue.settings import Settings
 from fleet_queue.store import CardStore
-from tests.support.chat_e2e import (
-    alive,
-    connector,
-    explained,
-    start_stub_orchestrator,
-    stub_records,
-)
+from tests.support.chat_e2e import ChatSide, round_trip, start_stub_orchestrator
 from tests.support.poll import wait_until
 from tests.support.slack_api import APP_TOKEN, BOT_TOKEN, SlackServer, slack_server
 from tests.support.timing import scaled
@@ -55,82 +46,37 @@ def test_slack_round_trip_busy_queue_strangers_and_restart(
         start_stub_orchestrator(settings, block)
         log = tmp_path / "connector.log"
         store = CardStore.from_settings(settings)
-        asked: dict[str, str] = {}
 
-        def ask(user: str, text: str) -> str:
-            ts = slack.say(CHANNEL, user, text)
-            asked[ts] = text
-            return ts
-
-        def state_of(ts: str) -> ChatState | None:
-            found = [r for r in store.chat_list() if r.event_id == f"{CHANNEL}:{ts}"]
-            return found[0].state if found else None
-
-        turn = scaled(30)
-        with explained(settings, store, log):
-            with connector(settings, log, TOKENS) as proc:
-                wait_until(
-                    lambda: alive(proc) and slack.state.connections >= 1,
-                    scaled(30), what="the connector's Socket Mode connection",
-                )  # fmt: skip
-                ask(MALLORY, "mallory: delete everything")
-                first = ask(ALICE, "what is the plan?")
-                second = ask(ALICE, "and the second question")  # into the busy turn
-                wait_until(
-                    lambda: state_of(second) == ChatState.QUEUED
-                    and state_of(first) == ChatState.DELIVERED,
-                    turn, what="the second message queued behind the first turn",
-                )  # fmt: skip
-                wait_until(lambda: replies_to(slack, second), 2 * turn, what="the second reply")
-                slack.drop_connections()  # Slack refreshes connections: the SDK reconnects
-                wait_until(
-                    lambda: alive(proc) and slack.state.connections >= 2,
-                    turn, what="the connector's reconnection",
-                )  # fmt: skip
-                # Killed mid-turn: a delivered message and one sent while down.
-                third = ask(ALICE, "third, across a restart")
-                wait_until(
-                    lambda: alive(proc) and state_of(third) == ChatState.DELIVERED,
-                    turn, what="third delivered",
-                )  # fmt: skip
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            # Sent while down: Slack gives up retrying the fourth (read from history after
-            # the restart); the fifth's envelope is still retried (redelivered).
-            fourth = ask(ALICE, "fourth, sent while the connector was down")
-            slack.forget_pending()
-            fifth = ask(ALICE, "fifth, sent while the connector was down")
+        def reconnect(_ask: Callable[[str], str], running: Callable[[], bool]) -> list[str]:
+            slack.drop_connections()  # Slack refreshes connections: the SDK reconnects
             wait_until(
-                lambda: any(asked[third] in r["text"] for r in stub_records(settings, "reply")),
-                turn, what="the third turn's reply recorded while the connector was down",
+                lambda: running() and slack.state.connections >= 2,
+                scaled(30), what="the connector's reconnection",
             )  # fmt: skip
-            with connector(settings, log, TOKENS) as again:
-                wait_until(
-                    lambda: alive(again) and replies_to(slack, fourth) and replies_to(slack, fifth),
-                    3 * turn, what="the fourth and fifth replies after the restart",
-                )  # fmt: skip
-                time.sleep(scaled(2))  # a duplicate would come now, if at all
-                wait_until(lambda: not slack.pending(), turn, what="every envelope acked")
+            return []
 
-        for ts in (first, second, third, fourth, fifth):
-            got = replies_to(slack, ts)
-            assert len(got) == 1, f"{asked[ts]!r}: {len(got)} replies"
-            assert got[0]["text"] == f"orch heard: {asked[ts]}"
-            assert got[0]["metadata"]["event_type"] == "fleet_reply"
-        assert len(slack.bot_messages(CHANNEL)) == 5
-        assert all(r.state == ChatState.ANSWERED for r in store.chat_list())
-        typed = [r["text"] for r in stub_records(settings, "message")]
-        for ts in (first, second, third, fourth, fifth):
-            assert sum(asked[ts] in t for t in typed) == 1
-        assert not any("mallory" in t for t in typed)
+        def retries_given_up(ask: Callable[[str], str]) -> list[str]:
+            # Slack gives up retrying the message said while down (read from history
+            # after the restart); the next one's envelope is still retried (redelivered).
+            slack.forget_pending()
+            return [ask("fifth, sent while the connector was down")]
+
+        side = ChatSide(
+            ask=lambda allowed, text: slack.say(CHANNEL, ALICE if allowed else MALLORY, text),
+            answers=lambda ts: [m["text"] for m in replies_to(slack, ts)],
+            event_id=lambda ts: f"{CHANNEL}:{ts}",
+            connected=lambda: slack.state.connections >= 1,
+            midway=reconnect,
+            while_down=retries_given_up,
+        )
+        asked = round_trip(settings, store, log, TOKENS, side)
+        store.close()
+
+        assert len(asked) == 6  # the stranger's and five answered, each once (round_trip)
+        replies = slack.bot_messages(CHANNEL)
+        assert len(replies) == 5
+        assert all(m["metadata"]["event_type"] == "fleet_reply" for m in replies)
+        assert not slack.pending()  # every envelope acknowledged
         text = log.read_text()
         assert f"refused a slack message from {MALLORY} in {CHANNEL}" in text
         assert BOT_TOKEN not in text and APP_TOKEN not in text
-        first_reply = next(
-            r["t"] for r in stub_records(settings, "reply") if asked[first] in r["text"]
-        )
-        second_typed = next(
-            r["t"] for r in stub_records(settings, "message") if asked[second] in r["text"]
-        )
-        assert first_reply < second_typed
-        store.close()

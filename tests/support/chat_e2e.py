@@ -126,6 +126,13 @@ class ChatSide:
     """The store's ``event_id`` of the message with that id."""
     connected: Callable[[], bool]
     """Whether the connector is connected to the server (it reads new messages)."""
+    midway: Callable[[Callable[[str], str], Callable[[], bool]], list[str]] | None = None
+    """This network's own steps after the second reply, before the kill, given ``ask``
+    for the allowed person and whether the connector still runs; the ids of the messages
+    they asked (each must be answered once too)."""
+    while_down: Callable[[Callable[[str], str]], list[str]] | None = None
+    """Its own steps after the message said while the connector was down (Slack: its
+    retries given up, another message still retried); the ids of messages they asked."""
 
 
 def round_trip(
@@ -135,13 +142,17 @@ def round_trip(
     message first (never typed), a round trip, a second message into the busy turn
     (queued, typed only after the first turn's reply), the connector killed mid-turn and a
     message sent while it was down: after a restart every message is answered exactly
-    once with its turn's reply. Returns the texts asked, by message id."""
+    once with its turn's reply. ``side.midway`` and ``side.while_down`` add a network's
+    own steps. Returns the texts asked, by message id."""
     asked: dict[str, str] = {}
 
     def ask(allowed: bool, text: str) -> str:
         message_id = side.ask(allowed, text)
         asked[message_id] = text
         return message_id
+
+    def ask_allowed(text: str) -> str:
+        return ask(True, text)
 
     def state_of(message_id: str) -> ChatState | None:
         found = [r for r in store.chat_list() if r.event_id == side.event_id(message_id)]
@@ -160,6 +171,7 @@ def round_trip(
                 turn, what="the second message queued behind the first turn",
             )  # fmt: skip
             wait_until(lambda: side.answers(second), 2 * turn, what="the second reply")
+            extra = side.midway(ask_allowed, lambda: alive(proc)) if side.midway else []
             third = ask(True, "third, across a restart")
             wait_until(
                 lambda: alive(proc) and state_of(third) == ChatState.DELIVERED,
@@ -168,18 +180,19 @@ def round_trip(
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         fourth = ask(True, "fourth, sent while the connector was down")
+        later = side.while_down(ask_allowed) if side.while_down else []
         wait_until(
             lambda: any(asked[third] in r["text"] for r in stub_records(settings, "reply")),
             turn, what="the third turn's reply recorded while the connector was down",
         )  # fmt: skip
         with connector(settings, log, env) as again:
             wait_until(
-                lambda: alive(again) and side.answers(fourth),
-                2 * turn, what="the fourth reply after the restart",
+                lambda: alive(again) and all(side.answers(m) for m in [fourth, *later]),
+                (2 + len(later)) * turn, what="the replies to what was said while down",
             )  # fmt: skip
             time.sleep(scaled(2))  # a duplicate would come now, if at all
 
-    allowed = [first, second, third, fourth]
+    allowed = [first, second, *extra, third, fourth, *later]
     for message_id in allowed:
         assert side.answers(message_id) == [f"{ORCH} heard: {asked[message_id]}"]
     assert all(r.state == ChatState.ANSWERED for r in store.chat_list())
