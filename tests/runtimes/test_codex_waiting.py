@@ -12,11 +12,15 @@ card done once approved); and, on a store alone, that the tick gives a waiting a
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +34,7 @@ from fleet_queue.roster import Roster
 from fleet_queue.settings import Settings
 from fleet_queue.store import CardStore
 from fleet_queue.supervisor import run_tick
+from tests.host.test_codex_evidence import write_logs
 from tests.runtimes.test_adapters import (  # the fixtures and helpers of the adapter tests
     START_TIMEOUT,
     TURN_TIMEOUT,
@@ -58,7 +63,9 @@ from tests.runtimes.test_real_e2e import (  # the fleet fixtures and helpers of 
 from tests.support.fleet import running_fleet
 from tests.support.poll import wait_until
 from tests.support.timing import scaled
+from workers import evidence, hooks
 from workers.delivery import Deliverer
+from workers.heartbeat import read_heartbeat
 from workers.pane_stream import TmuxTerminal
 from workers.probe import probe_agents
 
@@ -87,6 +94,13 @@ CODEX_MODEL = "gpt-5-codex"
 """Offered ``exec_command`` (with its ``sandbox_permissions``); the default model gets only
 the JavaScript ``exec`` tool."""
 
+
+ANSWERED = (
+    "<- response: CommandExecutionRequestApproval { request_id: Integer(0), response:"
+    " CommandExecutionRequestApprovalResponse { decision: Accept } }"
+    " app-server event: serverRequest/resolved targeted_connections=1"
+)
+"""Codex 0.171's log of a person's answer (two lines in its log, one here)."""
 
 ATTENDED = {"codex": {"command": "codex -a on-request"}}
 """Codex 0.171's ``-a`` takes ``on-request`` and ``never`` only."""
@@ -303,3 +317,67 @@ def test_through_the_fleet_a_codex_card_waits_for_its_approval_then_ends_done(
         events = kinds(fleet, "ap-cx")
         assert events.count("delivered") == 1 and events.count("done") == 1, events
         assert "reclaimed" not in events, events
+
+
+def rollout_line(at: datetime, kind: str, payload: dict[str, Any]) -> str:
+    return json.dumps({"timestamp": at.isoformat(), "type": kind, "payload": payload}) + "\n"
+
+
+def log_answer(home: Path, at: float) -> None:
+    """The person's answer in Codex's log, dated ``at`` to the nanosecond as Codex dates it."""
+    write_logs(home, [])  # the table, as Codex makes it
+    with contextlib.closing(sqlite3.connect(home / "logs_2.sqlite")) as con, con:
+        con.execute(
+            "INSERT INTO logs (ts, ts_nanos, level, target, feedback_log_body)"
+            " VALUES (?, ?, 'INFO', 'codex_app_server::outgoing_message', ?)",
+            (int(at), int(at % 1 * 1e9), ANSWERED),
+        )
+
+
+def test_waiting_from_the_hook_until_codex_logs_the_answer_or_writes_on(tmp_path: Path) -> None:
+    """The rule on Codex's records as 0.171 writes them (fast: no CLI): the hook's
+    ``waiting`` holds while the turn is open and nothing came after it; an answer in the log
+    or a new rollout line is ``busy``; the turn's end is ``ok``; ``notify`` (a side turn's
+    end) changes nothing."""
+    home, run = tmp_path / "codex", tmp_path / "run"
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    rollout = home / "sessions" / "2026" / "12" / "02" / "rollout-test.jsonl"
+    rollout.parent.mkdir(parents=True)
+    text = {"type": "input_text", "text": card_text("C-7")}
+    user = {"type": "message", "role": "user", "content": [text]}
+    rollout.write_text(
+        rollout_line(before, "event_msg", {"type": "task_started"})
+        + rollout_line(before, "response_item", user)
+        + rollout_line(before, "response_item", {"type": "function_call", "name": "exec"})
+    )
+    evidence.write_info(run, "cx", evidence.RuntimeInfo("codex", time.time() - 60, str(home)))
+    where = ["--agent", "cx", "--run-dir", str(run)]
+
+    def hook(event: str, *payload: str) -> tuple[str | None, str | None]:
+        """The hook program as Codex runs it, then what the heartbeat says."""
+        assert hooks.main(["codex", event, *where, *payload]) == 0
+        hb = read_heartbeat(run, "cx")
+        return (hb.status, hb.card) if hb else (None, None)
+
+    def beat() -> tuple[str, str | None]:
+        hb = evidence.sidecar_beat(run, "cx", os.getpid())
+        return hb.status, hb.card
+
+    assert hook("PermissionRequest") == ("waiting", "C-7")
+    assert beat() == ("waiting", "C-7")
+    log_answer(home, time.time() - 2)  # an earlier prompt's answer
+    assert beat() == ("waiting", "C-7")
+    assert hook("notify", '{"type": "agent-turn-complete"}') == ("waiting", "C-7")
+    log_answer(home, time.time())
+    assert beat() == ("busy", "C-7")
+    time.sleep(0.01)
+    assert hook("PermissionRequest") == ("waiting", "C-7")  # asked again, later
+    after = datetime.now(UTC) + timedelta(seconds=1)
+    with rollout.open("a") as out:  # the refusal (or the output) written on
+        out.write(rollout_line(after, "response_item", {"type": "function_call_output"}))
+    assert beat() == ("busy", "C-7")
+    assert hook("PermissionRequest") == ("busy", "C-7")  # not after the rollout's last line
+    assert hook("PostToolUse") == ("busy", "C-7")
+    with rollout.open("a") as out:
+        out.write(rollout_line(after, "event_msg", {"type": "task_complete"}))
+    assert hook("notify", '{"type": "agent-turn-complete"}') == ("ok", None)
