@@ -1,10 +1,12 @@
-"""``fleet demo --runtime claude|codex``: the demo's coders are the real CLI on a model double.
+"""``fleet demo --runtime claude|codex|pi|opencode``: the demo's coders are the real CLI on a
+model double.
 
 The double (``fleet_queue.model_double``) runs in the demo's own process on loopback; its
 default responder plays a model that does what a card says (calls the runtime's shell tool
 with the card's ``fleet card done ID --token N``), so each coder card goes typed → real TUI
 → double → ``fleet card done`` → done without a network or an account. The coders' homes
-(``CLAUDE_CONFIG_DIR`` / ``CODEX_HOME``) are prepared by ``fleet start``'s own code.
+(``CLAUDE_CONFIG_DIR``, ``CODEX_HOME``, pi's and opencode's private homes) are prepared
+by ``fleet start``'s own code.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from fleet_queue.errors import UsageError
 
-RUNTIMES = ("stub", "claude", "codex")
+RUNTIMES = ("stub", "claude", "codex", "pi", "opencode")
 DOUBLE_KEY = "sk-model-double-demo-0123456789abcdef"
 """Any key: the double checks none."""
 KEY_VAR = "FLEET_DEMO_MODEL_KEY"
@@ -28,7 +30,14 @@ KEY_VAR = "FLEET_DEMO_MODEL_KEY"
 while its fleet starts (``model_key``)."""
 CODEX_MODEL = "gpt-5-codex"
 """Codex 0.171's default model gets a JavaScript ``exec`` tool; this one its plain shell tool."""
-NPM_PACKAGES = {"claude": "@anthropic-ai/claude-code", "codex": "@openai/codex"}
+ANTHROPIC_MODEL = "anthropic/claude-sonnet-4-5"
+"""pi and opencode name a provider and a model; both talk to the double's Anthropic API."""
+NPM_PACKAGES = {
+    "claude": "@anthropic-ai/claude-code",
+    "codex": "@openai/codex",
+    "pi": "@mariozechner/pi-coding-agent",
+    "opencode": "opencode-ai",
+}
 INSTALL_HINT = (
     "install the pinned version of runtimes/package.json with `bash scripts/runtimes.sh` and"
     " put .cache/runtimes/node_modules/.bin on PATH (or `npm install -g {package}`)"
@@ -69,12 +78,14 @@ def coder_env(setup: RuntimeSetup, double_url: str) -> dict[str, str]:
     """The coder's roster ``env:``: the double as its model, the CLI and ``fleet`` on PATH."""
     dirs = [str(setup.bin_dir), str(Path(sys.executable).parent), os.environ.get("PATH", "")]
     env = {"PATH": ":".join(d for d in dict.fromkeys(dirs) if d)}
-    if setup.runtime == "claude":
-        env |= {"ANTHROPIC_BASE_URL": double_url, "ANTHROPIC_API_KEY": f"${{{KEY_VAR}}}"}
-        if setup.notes:  # root: the opt-in, said in the demo's output
-            env["IS_SANDBOX"] = "1"
-    else:
+    if setup.runtime == "codex":
         env |= {"OPENAI_BASE_URL": f"{double_url}/v1", "OPENAI_API_KEY": f"${{{KEY_VAR}}}"}
+        return env
+    env |= {"ANTHROPIC_BASE_URL": double_url, "ANTHROPIC_API_KEY": f"${{{KEY_VAR}}}"}
+    if setup.runtime == "claude" and setup.notes:  # root: the opt-in, said in the output
+        env["IS_SANDBOX"] = "1"
+    if setup.runtime == "opencode":
+        env["OPENCODE_DISABLE_MODELS_FETCH"] = "1"  # offline: its bundled model list
     return env
 
 
@@ -102,4 +113,6 @@ def coder_entry(name: str, setup: RuntimeSetup, double_url: str, workdir: Path) 
     }
     if setup.runtime == "codex":
         entry["model_hint"] = CODEX_MODEL
+    elif setup.runtime in ("pi", "opencode"):
+        entry["model_hint"] = ANTHROPIC_MODEL
     return entry

@@ -111,7 +111,10 @@ def demo(
     keep: Annotated[bool, typer.Option(help="Keep the temporary home (store, logs).")] = False,
     runtime: Annotated[
         str,
-        typer.Option(help="The coders: stub, or the real claude / codex CLI on a model double."),
+        typer.Option(
+            help="The coders: stub, or the real claude / codex / pi / opencode CLI on a model"
+            " double."
+        ),
     ] = "stub",
     as_json: JsonFlag = False,
 ) -> None:

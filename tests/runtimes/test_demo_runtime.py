@@ -1,4 +1,4 @@
-"""``fleet demo --runtime claude|codex``: the demo's coders are the real CLI on a model double.
+"""``fleet demo --runtime claude|codex|pi|opencode``: the coders are the real CLI on a double.
 
 Run as a user runs it (``fleet demo`` in a process of its own): every card ends done, the
 coders' cards through the real TUI → the double → ``fleet card done``; a missing CLI is one
@@ -88,7 +88,13 @@ def test_demo_with_real_codex_coders_ends_every_card_done_and_leaves_no_daemon(
     assert _codex_daemons_under(os.fsencode(str(tmp))) == []
 
 
-@pytest.mark.parametrize("runtime", ["claude", "codex"])
+@pytest.mark.parametrize("runtime", ["pi", "opencode"])
+def test_demo_with_real_pi_or_opencode_coders_ends_every_card_done(tmp: Path, runtime: str) -> None:
+    report = run_real_demo(tmp, runtime)
+    assert report["notes"] == []
+
+
+@pytest.mark.parametrize("runtime", ["claude", "codex", "pi", "opencode"])
 def test_demo_without_the_cli_is_one_line_and_starts_nothing(tmp: Path, runtime: str) -> None:
     done = demo(tmp, "--runtime", runtime, path=f"{Path(sys.executable).parent}:/usr/bin:/bin")
     assert done.returncode == 2
