@@ -137,6 +137,7 @@ def check_running(settings: Settings, roster: Roster, unit_active: UnitActive) -
     """Under ``fleet up`` (its child ``connector``), else under systemd; where the answering
     agent runs on another host, the connector runs there, not here."""
     from fleet_queue.connector.config import local_answering_agent
+    from fleet_queue.connector.run_lock import running_connector
     from fleet_queue.up_state import read_state, running_up
 
     name = "connector running"
@@ -169,9 +170,12 @@ def check_running(settings: Settings, roster: Roster, unit_active: UnitActive) -
         )
     if unit_active() is True:
         return ok(name, f"{UNIT} is active")
+    by_hand = running_connector(settings)
+    if by_hand is not None:
+        return ok(name, f"`fleet connector run`, pid {by_hand} (not supervised: a crash ends it)")
     return warn(
         name,
-        "not under fleet up nor systemd (a `fleet connector run` by hand is not seen)",
+        "not running: not under fleet up, systemd, nor by hand",
         f"fleet up (it starts it), or systemctl --user start {UNIT}",
     )
 

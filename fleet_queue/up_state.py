@@ -49,20 +49,12 @@ class UpLock:
     @classmethod
     def acquire(cls, settings: Settings) -> UpLock:
         """Take the home for this process, or refuse in one line naming the running ``up``."""
-        ensure_private_dir(settings.run_dir)
-        path = pid_path(settings)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        fd = take_pid_lock(settings, pid_path(settings))
+        if fd is None:
             pid = running_up(settings)
             raise ConflictError(
                 f"fleet up already runs for {settings.home} (pid {pid}); `fleet down` stops it"
-            ) from None
-        os.fchmod(fd, FILE_MODE)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+            )
         return cls(settings, fd)
 
     def release(self) -> None:
@@ -72,9 +64,30 @@ class UpLock:
             os.close(self.fd)
 
 
+def take_pid_lock(settings: Settings, path: Path) -> int | None:
+    """Hold ``path`` (a 0600 pid file in the run dir) for this process while the returned
+    descriptor stays open; None when another process holds it. The kernel drops the lock
+    when the holder dies, so a crash leaves no stale claim."""
+    ensure_private_dir(settings.run_dir)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.fchmod(fd, FILE_MODE)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
 def running_up(settings: Settings) -> int | None:
     """The pid of the ``fleet up`` that holds this home, or None when none does."""
-    path = pid_path(settings)
+    return pid_lock_holder(pid_path(settings))
+
+
+def pid_lock_holder(path: Path) -> int | None:
+    """The pid in a pid file whose lock is held (-1 if unreadable), None when none holds it."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:

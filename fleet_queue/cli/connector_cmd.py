@@ -14,7 +14,7 @@ import concurrent.futures
 import contextlib
 import logging
 import signal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,8 +22,11 @@ from fleet_queue.cli.common import JsonFlag, emit, print_table, settings_of
 from fleet_queue.connector.config import ChatConfig, chat_config
 from fleet_queue.doctor import Check
 from fleet_queue.errors import ConfigError, FleetError
-from fleet_queue.roster import load_roster
+from fleet_queue.roster import Roster, load_roster
 from fleet_queue.settings import Settings
+
+if TYPE_CHECKING:
+    from fleet_queue.connector.base import ChatAdapter
 
 app = typer.Typer(help="The chat connector: people talk to the orchestrator from chat.")
 NONE_CONFIGURED = "the roster configures no chat connector (connector.kind)"
@@ -49,10 +52,16 @@ def run(ctx: typer.Context) -> None:
         raise ConfigError(NONE_CONFIGURED)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from fleet_queue.connector.adapters import build_adapter
+    from fleet_queue.connector.run_lock import connector_lock
+
+    with connector_lock(settings):
+        _serve(settings, roster, config, build_adapter(config, settings))
+
+
+def _serve(settings: Settings, roster: Roster, config: ChatConfig, adapter: ChatAdapter) -> None:
     from fleet_queue.store import CardStore
     from workers.connector_service import ConnectorService  # the CLI composes the host part
 
-    adapter = build_adapter(config, settings)
     store = CardStore.from_settings(settings)  # no tick nudge: a chat row frees no card
     service = ConnectorService(settings, roster, config, adapter, store)
     typer.echo(

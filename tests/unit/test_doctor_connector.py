@@ -5,6 +5,8 @@ otherwise. Real roster files, a real store, a real ``fleet up`` lock and state f
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ from pydantic import SecretStr
 from fleet_queue.connector.adapters import build_adapter
 from fleet_queue.connector.base import ChatMessage
 from fleet_queue.connector.config import chat_config
+from fleet_queue.connector.run_lock import connector_lock, connector_pid_path, running_connector
 from fleet_queue.doctor_connector import (
     QUEUED_LONG,
     backlog_problems,
@@ -24,7 +27,7 @@ from fleet_queue.doctor_connector import (
     check_running,
     connector_checks,
 )
-from fleet_queue.errors import ConfigError
+from fleet_queue.errors import ConfigError, ConflictError
 from fleet_queue.roster import Roster, load_roster
 from fleet_queue.settings import Settings
 from fleet_queue.store import CardStore
@@ -202,6 +205,27 @@ def test_running_without_up_asks_systemd(settings: Settings) -> None:
     assert check.level == "warn" and "fleet-connector.service" in check.hint
     check = check_running(settings, roster, lambda: True)
     assert (check.level, check.detail) == ("ok", "fleet-connector.service is active")
+
+
+def test_a_connector_run_by_hand_is_seen_and_a_second_one_refused(settings: Settings) -> None:
+    """``fleet connector run`` holds run/connector.pid: doctor sees it, a second is refused
+    in one line (two would both read the room and answer twice), a crash leaves no claim."""
+    write_roster(settings.home, MATRIX)
+    roster = roster_of(settings)
+    with connector_lock(settings):
+        check = check_running(settings, roster, never_active)
+        assert check.level == "ok" and f"pid {os.getpid()}" in check.detail, check
+        assert stat.S_IMODE(connector_pid_path(settings).stat().st_mode) == 0o600
+        with (
+            pytest.raises(ConflictError, match="a chat connector already runs"),
+            connector_lock(settings, wait=0.3),
+        ):
+            pass
+        refused = run_fleet("connector", "run")
+        assert refused.exit_code == 4 and refused.stderr.count("\n") == 1, refused
+        assert f"a chat connector already runs for {settings.home}" in refused.stderr
+    assert running_connector(settings) is None and not connector_pid_path(settings).exists()
+    assert check_running(settings, roster, never_active).level == "warn"
 
 
 def test_a_connector_of_another_host_is_not_missed_here(settings: Settings) -> None:
