@@ -154,7 +154,13 @@ class MatrixAdapter:
         first_start_ms = None if since else int(time.time() * 1000)
         pause = 1.0
         while not self._closed.is_set():
-            answer = await self.client.sync(timeout=SYNC_TIMEOUT_MS, since=since)
+            # close() ends the long poll at once: nio would retry a cut sync on a new
+            # session and hold run() for a whole SYNC_TIMEOUT_MS.
+            answer = await unless_closed(
+                self.client.sync(timeout=SYNC_TIMEOUT_MS, since=since), self._closed
+            )
+            if answer is None:
+                break
             if isinstance(answer, SyncError):
                 log.warning("matrix sync failed: %s; again in %.0fs", answer.message, pause)
                 await self._sleep(pause)
@@ -171,7 +177,6 @@ class MatrixAdapter:
                     await self._join(room_id)
             since = answer.next_batch
             self._save_since(since)
-        # A sync cut by close() is retried by nio on a new session: closed here again.
         await self.client.close()
 
     def _message(
