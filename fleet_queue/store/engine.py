@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -22,6 +23,12 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from fleet_queue.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql import dml as postgresql_dml
+    from sqlalchemy.dialects.sqlite import dml as sqlite_dml
+
+    UpsertInsert = sqlite_dml.Insert | postgresql_dml.Insert
 
 WRITE = {"fleet_write": True}
 """Execution options of a connection that will write (SQLite: BEGIN IMMEDIATE)."""
@@ -97,3 +104,16 @@ def _sqlite_engine(url: URL) -> Engine:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def upsert_insert(dialect: str) -> Callable[[sa.Table], UpsertInsert]:
+    """The backend's ``INSERT`` that takes ``ON CONFLICT``, imported for that backend only:
+    every process opens a store, and the other backend's dialect is 2-3 MiB of modules it
+    would never use (SQLAlchemy loads only the engine's own dialect)."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert
+    from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+    return postgresql_insert

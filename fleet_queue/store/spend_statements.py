@@ -11,10 +11,9 @@ from collections.abc import Collection
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from fleet_queue.spend.usage import FileMark, SpendRow
-from fleet_queue.store.engine import db_now
+from fleet_queue.store.engine import db_now, upsert_insert
 from fleet_queue.store.tables import spend, spend_offsets
 
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
@@ -26,7 +25,7 @@ class SpendStatements:
     def __init__(self, tenant: str, host: str, dialect: str) -> None:
         self.tenant = tenant
         self.host = host
-        self._insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+        self._insert = upsert_insert(dialect)
 
     def marks(self, agent: str) -> sa.Select[Any]:
         """The files of ``agent`` this host has read, and how far."""

@@ -18,12 +18,11 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from fleet_queue.cards import CardStatus, EventKind
-from fleet_queue.store.engine import db_now
+from fleet_queue.store.engine import db_now, upsert_insert
 from fleet_queue.store.read_statements import (
     CARD_COLUMNS,
     CARD_SELECT,
@@ -185,6 +184,7 @@ class Statements(ReadStatements):
     def __init__(self, tenant: str, dialect: str) -> None:
         super().__init__(tenant, dialect)
         self._lanes_with_work = _LANES_WITH_WORK[dialect]
+        self._insert = upsert_insert(dialect)
 
     # --- backend differences ---------------------------------------------------------------
 
@@ -192,7 +192,9 @@ class Statements(ReadStatements):
         """``column IN (...)``; on PostgreSQL one array parameter instead of one per value."""
         if self.sqlite:
             return column.in_(values)
-        return column == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(sa.Text)))
+        from sqlalchemy.dialects.postgresql import ARRAY  # loaded already on PostgreSQL
+
+        return column == sa.any_(sa.bindparam(None, list(values), type_=ARRAY(sa.Text)))
 
     def lanes_with_work(self, routes: list[str]) -> tuple[sa.TextClause, dict[str, Any]]:
         value: Any = json.dumps(routes) if self.sqlite else routes
@@ -200,8 +202,7 @@ class Statements(ReadStatements):
 
     def upsert(self, table: sa.Table, keys: list[str], values: dict[str, Any] | None) -> sa.Insert:
         """INSERT ... ON CONFLICT DO UPDATE for either backend."""
-        dialect_insert = sqlite.insert if self.sqlite else postgresql.insert
-        stmt = dialect_insert(table)
+        stmt = self._insert(table)
         if values is not None:
             stmt = stmt.values(**values)
         elif "updated_at" in table.c:
