@@ -16,8 +16,11 @@ from fleet_queue.roster import Roster, load_roster
 from fleet_queue.settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import redis
 
+    from fleet_queue.cards import Claim
     from fleet_queue.store import CardStore
 
 
@@ -33,6 +36,10 @@ class FleetContext:
         self._roster: Roster | None = None
         self._roster_mtime: float | None = None
         self.extras: dict[str, Any] = {}
+        self.local_delivery: Callable[[Claim], bool] | None = None
+        """Set by a host worker that serves this host's queue (``workers.local_delivery``):
+        takes a claim for one of this host's agents and types it in this process (True),
+        or declines it (False) and the tick sends the delivery message."""
 
     def _after_fork(self) -> None:
         if self._pid != os.getpid():
@@ -42,6 +49,7 @@ class FleetContext:
             self._store = None
             self._redis = None
             self.extras.clear()
+            self.local_delivery = None
 
     @property
     def store(self) -> CardStore:

@@ -96,6 +96,11 @@ class Settings(BaseSettings):
         default=True,
         description="Workers send Celery task events (Flower's task pages); off saves CPU.",
     )
+    local_delivery: bool = Field(
+        default=True,
+        description="A host worker that also runs the tick types this host's claims itself,"
+        " with no delivery message.",
+    )
     restart_max: int = Field(
         default=5,
         ge=0,
@@ -248,6 +253,7 @@ class Settings(BaseSettings):
             "host_status_interval": self.host_status_interval,
             "nudge": self.nudge,
             "task_events": self.task_events,
+            "local_delivery": self.local_delivery,
             "flower_auth": "***" if self.flower_auth else None,
             "board_auth": "***" if self.board_auth else None,
             "matrix_password": "***" if self.matrix_password else None,

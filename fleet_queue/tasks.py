@@ -44,6 +44,15 @@ def fleet(task: Task) -> FleetContext:
 
 
 def send_delivery(ctx: FleetContext, claim: Claim) -> None:
+    """Hand the claim to this process's own host worker when it serves the agent's host
+    (``FleetContext.local_delivery``: no broker message at all), else ``push_delivery``."""
+    local = ctx.local_delivery
+    if local is not None and claim.host == ctx.settings.host and local(claim):
+        return
+    push_delivery(ctx, claim)
+
+
+def push_delivery(ctx: FleetContext, claim: Claim) -> None:
     """Route the delivery to the queue of the host that owns the agent's pane.
 
     One LPUSH of the task message as kombu's Redis transport stores it

@@ -27,10 +27,13 @@ from fleet_queue.pause import dispatch_allowed, host_paused
 from fleet_queue.queues import DELIVER_TASK, HOST_STATUS_TASK, host_queue, redis_key
 from workers.agent_socket import start_agent_socket
 from workers.heartbeat import utcnow
+from workers.local_delivery import start_local_delivery
 from workers.status_watchdog import start_status_watchdog
 from workers.supervision import brief_owed
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from fleet_queue.cards import AgentStatus, Card, EventKind
     from fleet_queue.context import FleetContext
     from workers.delivery import Deliverer, DeliveryReceipt
@@ -94,20 +97,34 @@ def deliver(task: Task, card_id: str, token: int, agent: str) -> dict[str, Any]:
     if not first_typing(ctx, card_id, token):
         _drop(ctx, card_id, token, agent, "this token was already typed once")
         return {"dropped": "already typed"}
+    return type_card(
+        ctx, card, token, agent, lambda why: wait_for_quiet_pane(task, ctx, card, token, why)
+    )
+
+
+def type_card(
+    ctx: FleetContext,
+    card: Card,
+    token: int,
+    agent: str,
+    on_busy: Callable[[str], dict[str, Any]],
+) -> dict[str, Any]:
+    """Type a card its fence let through (or its claim just made) and write ``delivered``;
+    a busy pane is ``on_busy``'s (nothing was typed), a failed delivery releases the card."""
     text = render_card(card, token, card.acceptance)
     try:
         if brief_owed(ctx.settings, agent):  # a pane restarted since the claim: brief first
             raise AgentBusyError(f"agent {agent} has not had its brief yet")
         receipt = deliver_when_free(ctx, agent, text, lease_deadline(ctx, card))
     except AgentBusyError as exc:
-        return wait_for_quiet_pane(task, ctx, card, token, str(exc))
+        return on_busy(str(exc))
     except DeliveryError as exc:
-        after = store.release_undelivered(card_id, token, str(exc))
+        after = ctx.store.release_undelivered(card.id, token, str(exc))
         if after.status == "blocked":  # failed max_attempts times in a row: parked
             return {"blocked": after.reason}
         return {"released": str(exc)}
-    record_delivered(ctx, card_id, token, agent)
-    return {"delivered": card_id, "agent": agent, "token": token, "ms": receipt.ms}
+    record_delivered(ctx, card.id, token, agent)
+    return {"delivered": card.id, "agent": agent, "token": token, "ms": receipt.ms}
 
 
 QUICK_WAIT_SECONDS = 0.3
@@ -326,6 +343,8 @@ def _first_status(sender: Any = None, **_: Any) -> None:
     ctx: FleetContext | None = getattr(app, "fleet", None)
     if app is None or ctx is None:
         return  # not a fleet worker
-    app.send_task(HOST_STATUS_TASK, queue=host_queue(ctx.settings.tenant, ctx.settings.host))
+    queue = host_queue(ctx.settings.tenant, ctx.settings.host)
+    app.send_task(HOST_STATUS_TASK, queue=queue)
     start_status_watchdog(app)
     start_agent_socket(ctx)  # agents close their cards here (workers.agent_socket)
+    start_local_delivery(ctx, sender, queue, type_card)  # the tick types this host's claims

@@ -1,0 +1,100 @@
+"""A host worker types its own tick's claims (``workers.local_delivery``): the real tick,
+real panes and Redis, the local delivery's own threads; no delivery message unless the
+pane is busy, and a stopping worker types nothing more."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fleet_queue.cards import CardStatus, NewCard
+from tests.fast.conftest import PipelineFactory, agent
+from tests.support.pipeline import Pipeline
+from tests.support.poll import wait_until
+from workers.local_delivery import LocalDelivery
+from workers.tasks import type_card
+
+
+@contextmanager
+def local(pipe: Pipeline) -> Iterator[LocalDelivery]:
+    """``pipe``'s context with a host worker's local delivery, as the worker sets it."""
+    delivery = LocalDelivery(pipe.context, type_card, threads=2)
+    pipe.context.local_delivery = delivery
+    try:
+        yield delivery
+    finally:
+        delivery.stop()
+        pipe.context.local_delivery = None
+
+
+def kinds(pipe: Pipeline, card_id: str) -> list[str]:
+    return [str(event.kind) for event in pipe.store.events(card_id=card_id)]
+
+
+def test_the_tick_types_its_claim_without_a_message(pipeline: Pipeline, slowness: float) -> None:
+    with local(pipeline):
+        pipeline.store.create(NewCard(id="l1", title="typed here", target_agent="a2"))
+        result = pipeline.tick()
+        assert result["claimed"] == ["l1"], result
+        assert pipeline.take_deliveries() == [], "no delivery message for a local claim"
+        wait_until(
+            lambda: pipeline.store.get("l1").status is CardStatus.DONE,
+            timeout=20 * slowness,
+            what="l1 typed locally and closed by its stub",
+        )
+    card = pipeline.store.get("l1")
+    assert pipeline.typed("l1", card.token) == 1
+    assert pipeline.typed("l1") == 1
+    assert card.delivered_at is not None
+    assert kinds(pipeline, "l1").count("delivered") == 1
+
+
+def test_a_busy_pane_goes_the_message_way_and_nothing_is_typed(
+    make_pipeline: PipelineFactory, slowness: float
+) -> None:
+    work = min(3.0 * slowness, 15.0)
+    with make_pipeline([agent("a1", FLEET_STUB_WORK=str(work))], lease_ttl=120.0) as pipe:
+        with local(pipe):
+            pipe.store.create(NewCard(id="m1", title="keeps a1 busy", target_agent="a1"))
+            assert pipe.tick()["claimed"] == ["m1"]
+            wait_until(lambda: pipe.store.get("m1").delivered_at is not None, 10 * slowness)
+            # a second card for a1 while it works, claimed by hand and handed over as the
+            # tick would: the pane is busy, so it is queued as a message for Celery's retries
+            pipe.store.create(NewCard(id="m2", title="next", target_agent="a1"))
+            claim = pipe.store.claim("a1", "implementer", "testhost", 240, card_id="m2")
+            assert claim is not None
+            assert pipe.context.local_delivery is not None
+            assert pipe.context.local_delivery(claim) is True
+            queued = wait_until(pipe.take_deliveries, 10 * slowness, what="m2 queued")
+        assert [m.args for m in queued] == [("m2", claim.token, "a1")]
+        assert pipe.typed("m2") == 0
+        assert pipe.store.get("m2").status is CardStatus.CLAIMED
+        # the message then delivers it once the pane is free, as any delivery
+        while (result := pipe.deliver(queued[0])).get("retry") is not None:
+            time.sleep(result["retry"])
+        assert result.get("delivered") == "m2", result
+        assert pipe.typed("m2", claim.token) == 1
+
+
+def test_a_stopping_worker_releases_what_it_has_not_typed(pipeline: Pipeline) -> None:
+    with local(pipeline) as delivery:
+        delivery.stop()
+        pipeline.store.create(NewCard(id="s1", title="not typed", target_agent="a1"))
+        claim = pipeline.store.claim("a1", "implementer", "testhost", 120, card_id="s1")
+        assert claim is not None
+        assert delivery(claim) is False, "a stopped worker takes no claim"
+        # one already queued in its threads when the stop came goes back to ready
+        delivery._deliver(claim)
+    card = pipeline.store.get("s1")
+    assert card.status is CardStatus.READY, card
+    assert pipeline.typed("s1") == 0
+
+
+def test_a_claim_for_another_host_is_left_to_its_message(pipeline: Pipeline) -> None:
+    with local(pipeline) as delivery:
+        pipeline.store.create(NewCard(id="h1", title="elsewhere", target_agent="a1"))
+        claim = pipeline.store.claim("a1", "implementer", "otherhost", 120, card_id="h1")
+        assert claim is not None
+        assert delivery(claim) is False
+    assert pipeline.typed("h1") == 0
