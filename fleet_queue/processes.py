@@ -55,7 +55,7 @@ def worker_command(settings: Settings, concurrency: int = 4, loglevel: str = "IN
     """
     queues = f"{host_queue(settings.tenant, settings.host)},{control_queue(settings.tenant)}"
     return [
-        *CELERY, "worker",
+        sys.executable, "-m", "fleet_queue.worker_main",  # `celery worker` less its CLI's imports
         "-Q", queues,
         "-n", node_name(settings.tenant, settings.host),
         "--pool", "threads",
