@@ -43,14 +43,9 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
-
-
-def _stamped(engine: Engine) -> str | None:
-    """The revision in ``alembic_version`` with plain SQL; None when there is no schema yet."""
+    """The revision in ``alembic_version``, None when there is no schema yet: read with
+    plain SQL, as Alembic reads it (one row: the history has no branches), so that asking
+    (``fleet doctor``, every store's first open) does not import Alembic."""
     try:
         with engine.connect() as conn:
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
@@ -60,10 +55,8 @@ def _stamped(engine: Engine) -> str | None:
 
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
     """Bring the schema to ``revision``; a no-op when it is already there. Returns the new one."""
-    if revision == "head" and _stamped(engine) == HEAD:
+    if revision == "head" and current_revision(engine) == HEAD:
         return HEAD
-    if revision == "head" and current_revision(engine) == head_revision():
-        return head_revision()
     from alembic import command
 
     config = alembic_config()

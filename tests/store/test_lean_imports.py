@@ -12,16 +12,20 @@ import json
 import subprocess
 import sys
 
-from fleet_queue.store import CardStore
+from alembic.runtime.migration import MigrationContext
+
+from fleet_queue.store import CardStore, migrate
+from fleet_queue.store.engine import make_engine
 from tests.support.timing import scaled
 
 DELIVERY_PATH = """
 import json, sys
 from fleet_queue.cards import NewCard
 from fleet_queue.fleet_status import AgentStatus
-from fleet_queue.store import CardStore
+from fleet_queue.store import CardStore, migrate
 
 with CardStore(sys.argv[1], tenant="t1", host="h1") as store:
+    assert store.schema_revision() == migrate.HEAD  # what fleet doctor asks
     store.create(NewCard(id="lean-1", title="a card"))
     claim = store.claim("a1", None, "h1", 60)
     assert claim is not None and claim.card.id == "lean-1", claim
@@ -38,7 +42,7 @@ print(json.dumps(sorted(sys.modules)))
 
 def modules_after_the_delivery_path(url: str) -> list[str]:
     """The modules a fresh interpreter holds after opening the store and walking a card
-    through claim, delivery, status, spend marks and completion."""
+    through claim, delivery, status, spend marks and completion (and asking its revision)."""
     run = subprocess.run(
         [sys.executable, "-c", DELIVERY_PATH, url],
         capture_output=True,
@@ -64,3 +68,22 @@ def test_a_store_at_head_imports_no_alembic_and_only_its_own_dialect(
     assert "mako" not in modules
     if other == "postgresql":
         assert [m for m in modules if m.startswith("psycopg")] == []
+
+
+def test_the_plain_revision_read_agrees_with_alembic(store_url: str) -> None:
+    """The read that decides whether Alembic is needed at all: empty, behind, at head."""
+    engine = make_engine(store_url)
+
+    def alembic_says() -> str | None:
+        with engine.connect() as conn:
+            revision: str | None = MigrationContext.configure(conn).get_current_revision()
+            return revision
+
+    try:
+        seen = [(migrate.current_revision(engine), alembic_says())]
+        for revision in ("0001", "head"):
+            migrate.upgrade(engine, revision)
+            seen.append((migrate.current_revision(engine), alembic_says()))
+    finally:
+        engine.dispose()
+    assert seen == [(None, None), ("0001", "0001"), (migrate.HEAD, migrate.HEAD)]
