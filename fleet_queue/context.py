@@ -36,6 +36,10 @@ class FleetContext:
         self._roster: Roster | None = None
         self._roster_mtime: float | None = None
         self.extras: dict[str, Any] = {}
+        self.change_hook: Callable[[str], None] | None = None
+        """What the store's committed changes wake (``fleet_queue.local_tick``); None: the
+        nudge, one tick message (``fleet_queue.nudge``)."""
+        self._nudge: Callable[[str], None] | None = None
         self.local_delivery: Callable[[Claim], bool] | None = None
         """Set by a host worker that serves this host's queue (``workers.local_delivery``):
         takes a claim for one of this host's agents and types it in this process (True),
@@ -50,6 +54,7 @@ class FleetContext:
             self._redis = None
             self.extras.clear()
             self.local_delivery = None
+            self.change_hook = None
 
     @property
     def store(self) -> CardStore:
@@ -58,8 +63,18 @@ class FleetContext:
             if self._store is None:
                 from fleet_queue.composition import open_card_store
 
-                self._store = open_card_store(self.settings)
+                self._store = open_card_store(self.settings, on_change=self._changed)
             return self._store
+
+    def _changed(self, kind: str) -> None:
+        hook = self.change_hook
+        if hook is None:
+            if self._nudge is None:
+                from fleet_queue.nudge import nudge_hook
+
+                self._nudge = nudge_hook(self.settings)
+            hook = self._nudge
+        hook(kind)
 
     @property
     def redis(self) -> redis.Redis:

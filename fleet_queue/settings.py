@@ -101,6 +101,11 @@ class Settings(BaseSettings):
         description="A host worker that also runs the tick types this host's claims itself,"
         " with no delivery message.",
     )
+    local_tick: bool = Field(
+        default=True,
+        description="A worker ticks in a thread of its own when a change it committed (an"
+        " agent's close through its socket) can free work, instead of sending a tick message.",
+    )
     restart_max: int = Field(
         default=5,
         ge=0,
@@ -254,6 +259,7 @@ class Settings(BaseSettings):
             "nudge": self.nudge,
             "task_events": self.task_events,
             "local_delivery": self.local_delivery,
+            "local_tick": self.local_tick,
             "flower_auth": "***" if self.flower_auth else None,
             "board_auth": "***" if self.board_auth else None,
             "matrix_password": "***" if self.matrix_password else None,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 from celery import Celery, Task
 
+from fleet_queue.local_tick import serve_local_tick
 from fleet_queue.nudge import task_message
 from fleet_queue.queues import (
     DELIVER_TASK,
@@ -67,9 +68,12 @@ def push_delivery(ctx: FleetContext, claim: Claim) -> None:
 
 
 def tick_once(task: Task) -> dict[str, Any]:
+    return locked_tick(fleet(task))
+
+
+def locked_tick(ctx: FleetContext) -> dict[str, Any]:
     """Run the tick under the tenant's lock (``fleet_queue.tick_lock``); a tick that finds
     the lock taken asks the running one to go round again instead of being lost."""
-    ctx = fleet(task)
     lock = TickLock(ctx.redis, ctx.settings.tenant, TICK_LOCK_SECONDS)
     if not lock.take():
         return {"skipped": "another tick is running"}
@@ -90,6 +94,8 @@ def tick_once(task: Task) -> dict[str, Any]:
 
 
 def register_control_tasks(app: Celery) -> None:
+    serve_local_tick(app, locked_tick)  # the worker's own closes tick here, no message
+
     # No task events for the tick (Flower): it runs once or more per card dispatched, and
     # its three events cost more broker publishes than its claim; deliveries keep theirs.
     @app.task(name=TICK_TASK, bind=True, send_events=False)

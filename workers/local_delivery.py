@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from celery.signals import worker_shutting_down
 
 from fleet_queue.errors import FleetError
+from fleet_queue.local_tick import consumed_queues
 from fleet_queue.queues import DELIVER_TASK
 from fleet_queue.tasks import push_delivery
 
@@ -157,9 +158,7 @@ def start_local_delivery(ctx: FleetContext, consumer: Any, queue: str, type_card
     of other queues only, e.g. a control-only process, leaves deliveries to messages)."""
     if not ctx.settings.local_delivery:
         return
-    task_consumer = getattr(consumer, "task_consumer", None)
-    queues = {q.name for q in getattr(task_consumer, "queues", None) or ()}
-    if queue not in queues:
+    if queue not in consumed_queues(consumer):
         log.info("local delivery: this worker does not consume %s; deliveries are messages", queue)
         return
     app = consumer.app

@@ -21,10 +21,11 @@ transcript (``workers.turn_replies``); the pane is never read for it.
 Each option also comes from the environment (so a roster's ``env:`` can set it):
 FLEET_STUB_WORK, FLEET_STUB_MODE, FLEET_STUB_COMPLETE, FLEET_STUB_REPLY_WORK,
 FLEET_STUB_LOG. ``--complete cli`` (the default) closes a card the way a real agent
-does, a ``fleet`` process per card; ``--complete api`` calls the Python API in this
-process instead (no interpreter start per card, for throughput benchmarks; same store
-call, same token fence). Every record carries ``t``, the receive time as epoch seconds
-(float), for latency measurements.
+does, a ``fleet`` process per card; ``--complete api`` sends the same close from this
+process instead (no interpreter start per card, for throughput benchmarks): to the host
+worker's agent socket as ``fleet card done`` would, or through the Python API when no
+worker serves it; same store call, same token fence. Every record carries ``t``, the
+receive time as epoch seconds (float), for latency measurements.
 Modes: ``ok`` completes the card; ``fail`` runs ``card fail … --reason``; ``hang``
 stays busy forever, still heartbeating; ``exit`` exits (code 3) as soon as a card
 arrives; ``wedge`` freezes on a card (no more heartbeats, no more input read), like a hung runtime.
@@ -293,7 +294,7 @@ class StubAgent:
         )
         argv = [sys.executable, "-m", "fleet_queue", *verb]
         if self.completion == "api":
-            code, output = self._complete_in_process(card, int(token))
+            code, output = self._complete_in_process(verb, card, int(token))
         else:
             proc = subprocess.run(argv, capture_output=True, text=True, check=False)
             code, output = proc.returncode, proc.stdout + proc.stderr
@@ -308,11 +309,18 @@ class StubAgent:
         self.out(f"\u00bb card {card}: {verb[1]} exit {code}\r\n".encode())
         self.prompt()
 
-    def _complete_in_process(self, card: str, token: int) -> tuple[int, str]:
-        """The same store call as ``fleet card done|fail``, without a process per card."""
+    def _complete_in_process(self, verb: list[str], card: str, token: int) -> tuple[int, str]:
+        """``fleet card done|fail`` without a process per card: the same request to the host
+        worker's agent socket (``fleet_queue.fast_close``), else the same store call."""
+        from fleet_queue import fast_close
         from fleet_queue.api import Backlog
         from fleet_queue.errors import FleetError
 
+        request = fast_close.parse_close(verb)
+        answer = fast_close.ask(fast_close.socket_path(), request) if request else None
+        if request is not None and answer is not None:
+            out, err, code = fast_close.render(request, answer)
+            return code, out + err
         try:
             if self._backlog is None:
                 self._backlog = Backlog()
@@ -380,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         "--complete",
         choices=COMPLETIONS,
         default=env.get("FLEET_STUB_COMPLETE", "cli"),
-        help="close cards with a `fleet` process (cli) or in-process (api)"
+        help="close cards with a `fleet` process (cli) or from this process (api)"
         " [env FLEET_STUB_COMPLETE]",
     )
     parser.add_argument(

@@ -9,9 +9,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from fleet_queue.cards import CardStatus, NewCard
+from fleet_queue.local_tick import LocalTick
+from fleet_queue.tasks import locked_tick
 from tests.fast.conftest import PipelineFactory, agent
 from tests.support.pipeline import Pipeline
 from tests.support.poll import wait_until
+from workers.agent_socket import start_agent_socket
 from workers.local_delivery import LocalDelivery
 from workers.tasks import type_card
 
@@ -98,3 +101,34 @@ def test_a_claim_for_another_host_is_left_to_its_message(pipeline: Pipeline) -> 
         assert claim is not None
         assert delivery(claim) is False
     assert pipeline.typed("h1") == 0
+
+
+def test_a_close_through_the_socket_ticks_and_types_the_next_card_here(
+    pipeline: Pipeline, slowness: float
+) -> None:
+    """The agent's ``fleet card done`` reaches this worker's socket; the store's change
+    wakes the worker's own tick, whose claim is typed here: no message, no beat."""
+    ctx = pipeline.context
+    server = start_agent_socket(ctx)
+    assert server is not None
+    ticker = LocalTick(ctx, locked_tick).start()
+    ctx.change_hook = ticker
+    try:
+        with local(pipeline):
+            for n in (1, 2, 3):
+                pipeline.store.create(NewCard(id=f"n{n}", title=f"next {n}", target_agent="a1"))
+            wait_until(
+                lambda: all(
+                    pipeline.store.get(f"n{n}").status is CardStatus.DONE for n in (1, 2, 3)
+                ),
+                timeout=30 * slowness,
+                what="three cards for a1 done one after the other, each ticked by the last close",
+            )
+            assert pipeline.take_deliveries() == []
+    finally:
+        ticker.stop()
+        ctx.change_hook = None
+        server.stop()
+    for n in (1, 2, 3):
+        assert pipeline.typed(f"n{n}") == 1
+    assert not any("fleet card done n" in text for text in pipeline.messages("a2"))
