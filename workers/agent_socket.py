@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fleet_queue.errors import ConflictError, FleetError, UsageError
+from fleet_queue.errors import ConflictError, FleetError, StaleTokenError, UsageError
 from fleet_queue.layout import MAX_SOCKET_PATH, agent_socket_path
 from fleet_queue.private import ensure_private_dir
 from workers.tmux import TmuxServer
@@ -173,21 +173,24 @@ class CloseRequest:
 
 def close_card(ctx: FleetContext, agent: str, request: CloseRequest) -> Card:
     """The store's own ``complete``/``fail`` (same events, errors and nudge as the full
-    command), for a card that ``agent`` holds or last held. The store checks the owner
-    again in its fenced write, so a card reclaimed and claimed by another agent since this
-    read is refused even under that agent's token."""
+    command), for a card that ``agent`` holds or last held: the store's fenced write checks
+    the owner, so a card reclaimed and claimed by another agent is refused even under that
+    agent's token, and a card never ``agent``'s is refused as not its own."""
     store = ctx.store
-    card = store.get(request.card)  # NotFoundError, as the full command says it
-    if card.lease_owner != agent:
+    try:  # the fenced write checks the owner: the card is read again only on a refusal
+        if request.op == "done":
+            return store.complete(request.card, request.token, request.text, owner=agent)
+        assert request.text is not None
+        return store.fail(request.card, request.token, request.text, owner=agent)
+    except StaleTokenError:
+        card = store.get(request.card)
+        if card.lease_owner == agent:
+            raise
         action = "complete" if request.op == "done" else "fail"
         raise ConflictError(
             f"card {request.card!r} is not held by agent {agent!r}; an agent may {action}"
             " only its own cards"
-        )
-    if request.op == "done":
-        return store.complete(request.card, request.token, request.text, owner=agent)
-    assert request.text is not None
-    return store.fail(request.card, request.token, request.text, owner=agent)
+        ) from None
 
 
 # --- the server -----------------------------------------------------------------------------
