@@ -78,7 +78,8 @@ def consumed_queues(consumer: Any) -> set[str]:
 
 def serve_local_tick(app: Any, tick: Callable[[FleetContext], dict[str, Any]]) -> None:
     """When ``app``'s worker is ready and consumes its tenant's control queue, its store's
-    changes wake a ``LocalTick`` (``FLEET_LOCAL_TICK``)."""
+    changes wake a ``LocalTick`` (``FLEET_LOCAL_TICK``; not with ``FLEET_NUDGE`` off, which
+    leaves every tick to beat)."""
     from celery.signals import worker_ready, worker_shutting_down
 
     from fleet_queue.queues import control_queue
@@ -87,7 +88,7 @@ def serve_local_tick(app: Any, tick: Callable[[FleetContext], dict[str, Any]]) -
         ctx: FleetContext | None = getattr(app, "fleet", None)
         if getattr(sender, "app", None) is not app or ctx is None:
             return
-        if not ctx.settings.local_tick:
+        if not (ctx.settings.local_tick and ctx.settings.nudge):  # FLEET_NUDGE=0: beat only
             return
         if control_queue(ctx.settings.tenant) not in consumed_queues(sender):
             return
