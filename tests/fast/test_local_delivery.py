@@ -4,6 +4,7 @@ pane is busy, and a stopping worker types nothing more."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +30,25 @@ def local(pipe: Pipeline) -> Iterator[LocalDelivery]:
     finally:
         delivery.stop()
         pipe.context.local_delivery = None
+
+
+@contextmanager
+def reporting(pipe: Pipeline) -> Iterator[None]:
+    """Status rounds every interval, as the worker's own: the tick trusts no row older than
+    a few intervals, and a busy machine may take longer than that for a few cards."""
+    stop = threading.Event()
+
+    def rounds() -> None:
+        while not stop.wait(pipe.settings.host_status_interval):
+            pipe.report_status()
+
+    thread = threading.Thread(target=rounds, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def kinds(pipe: Pipeline, card_id: str) -> list[str]:
@@ -114,7 +134,7 @@ def test_a_close_through_the_socket_ticks_and_types_the_next_card_here(
     ticker = LocalTick(ctx, locked_tick).start()
     ctx.change_hook = ticker
     try:
-        with local(pipeline):
+        with local(pipeline), reporting(pipeline):
             for n in (1, 2, 3):
                 pipeline.store.create(NewCard(id=f"n{n}", title=f"next {n}", target_agent="a1"))
             wait_until(
