@@ -6,7 +6,8 @@ process, and sending the delivery as a Celery message to its own queue cost a br
 round trip, the consumer's unacked bookkeeping and ack, three task events, the fence read
 and the typed-once key: most of a card's CPU in the worker (docs/benchmarks.md, issue 19).
 Here the claim goes to a thread of this process instead. There is nothing to fence: the
-claim was made a moment ago under this token, in a transaction that read the pause. The
+claim was made a moment ago under this token, in a transaction that read the fleet's pause
+(this host's pause file is looked at again before typing, a ``stat``). The
 lease's time is still checked just before the keys go (``workers.tasks.lease_deadline``),
 and a pane found busy sends the message after all, whose retries wait within the lease
 (``workers.tasks.wait_for_quiet_pane``).
@@ -32,6 +33,7 @@ from celery.signals import worker_shutting_down
 
 from fleet_queue.errors import FleetError
 from fleet_queue.local_tick import consumed_queues
+from fleet_queue.pause import host_paused
 from fleet_queue.queues import DELIVER_TASK
 from fleet_queue.tasks import push_delivery
 
@@ -113,6 +115,9 @@ class LocalDelivery:
         card, token, agent = claim.card, claim.token, claim.agent
         if self._stopping.is_set():
             self._release(claim, "the host worker stopped before typing it")
+            return
+        if host_paused(self.ctx.settings):  # paused since the tick's claim: as the fence does
+            self._release(claim, f"host {self.ctx.settings.host} is paused")
             return
         task_id, started = str(uuid.uuid4()), time.monotonic()
         self._event("task-received", uuid=task_id, name=DELIVER_TASK,

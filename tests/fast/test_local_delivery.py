@@ -11,6 +11,8 @@ from contextlib import contextmanager
 
 from fleet_queue.cards import CardStatus, NewCard
 from fleet_queue.local_tick import LocalTick
+from fleet_queue.pause import paused_file
+from fleet_queue.private import write_private
 from fleet_queue.tasks import locked_tick
 from tests.fast.conftest import PipelineFactory, agent
 from tests.support.pipeline import Pipeline
@@ -152,3 +154,19 @@ def test_a_close_through_the_socket_ticks_and_types_the_next_card_here(
     for n in (1, 2, 3):
         assert pipeline.typed(f"n{n}") == 1
     assert not any("fleet card done n" in text for text in pipeline.messages("a2"))
+
+
+def test_a_host_paused_after_the_claim_types_nothing(pipeline: Pipeline) -> None:
+    with local(pipeline) as delivery:
+        pipeline.store.create(NewCard(id="p1", title="paused after claim", target_agent="a1"))
+        claim = pipeline.store.claim("a1", "implementer", "testhost", 120, card_id="p1")
+        assert claim is not None
+        write_private(paused_file(pipeline.settings), "by=test reason=maintenance\n")
+        try:
+            delivery._deliver(claim)
+        finally:
+            paused_file(pipeline.settings).unlink()
+    assert pipeline.store.get("p1").status is CardStatus.READY
+    released = [e for e in pipeline.store.events(card_id="p1") if e.kind == "released"]
+    assert released and "paused" in (released[-1].detail or ""), released
+    assert pipeline.typed("p1") == 0
