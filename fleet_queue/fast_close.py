@@ -153,9 +153,9 @@ def render(request: dict[str, Any], answer: dict[str, Any]) -> tuple[str, str, i
     return f"{card.get('id')}: {what}\n", "", 0
 
 
-def close_through_socket(argv: Sequence[str]) -> int | None:
-    """Run an agent's close through the host worker: its exit code, or None to run the
-    full command instead (nothing printed then)."""
+def close_answer(argv: Sequence[str]) -> tuple[str, str, int] | None:
+    """An agent's close through the host worker: (stdout, stderr, exit code) as the full
+    command gives them, or None when the full command must run instead."""
     request = parse_close(argv)
     if request is None:
         return None
@@ -163,9 +163,18 @@ def close_through_socket(argv: Sequence[str]) -> int | None:
     if answer is None:
         return None
     try:
-        out, err, code = render(request, answer)
+        return render(request, answer)
     except ValueError:
         return None
+
+
+def close_through_socket(argv: Sequence[str]) -> int | None:
+    """Run an agent's close through the host worker: its exit code, or None to run the
+    full command instead (nothing printed then)."""
+    answered = close_answer(argv)
+    if answered is None:
+        return None
+    out, err, code = answered
     from pathlib import Path
 
     from fleet_queue.private import warn_open_home

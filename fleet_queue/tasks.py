@@ -47,8 +47,8 @@ def fleet(task: Task) -> FleetContext:
 def send_delivery(ctx: FleetContext, claim: Claim) -> None:
     """Hand the claim to this process's own host worker when it serves the agent's host
     (``FleetContext.local_delivery``: no broker message at all), else ``push_delivery``."""
-    local = ctx.local_delivery
-    if local is not None and claim.host == ctx.settings.host and local(claim):
+    local = ctx.local_delivery  # it declines a claim for another host
+    if local is not None and local(claim):
         return
     push_delivery(ctx, claim)
 

@@ -3,7 +3,7 @@
 ``celery worker`` first imports the whole ``celery`` command line: every subcommand,
 click-repl with prompt_toolkit and pygments (for ``celery shell`` and ``amqp``), and every
 installed ``celery.commands`` plugin, here Flower with tornado, prometheus_client and
-redis's asyncio client. None of it runs in a worker, and it is about 23 MiB of the RSS
+redis's asyncio client. None of it runs in a worker, and it is about 15 MiB of the RSS
 of each host worker (issue 19: measured in docs/benchmarks.md, "RSS, third round").
 This builds the same ``app.Worker`` that the ``worker`` subcommand builds, from the
 options ``fleet_queue.processes.worker_command`` gives, so the worker, its signals, its

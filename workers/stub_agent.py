@@ -316,10 +316,9 @@ class StubAgent:
         from fleet_queue.api import Backlog
         from fleet_queue.errors import FleetError
 
-        request = fast_close.parse_close(verb)
-        answer = fast_close.ask(fast_close.socket_path(), request) if request else None
-        if request is not None and answer is not None:
-            out, err, code = fast_close.render(request, answer)
+        answered = fast_close.close_answer(verb)
+        if answered is not None:
+            out, err, code = answered
             return code, out + err
         try:
             if self._backlog is None:
